@@ -1,0 +1,87 @@
+# Ko-kNN-LM — one Makefile for the library (libknnlm.a), the command (knnlm), the tests and the benchmarks.
+#
+#   make                 release build: build/release/knnlm
+#   make test            every test, built with AddressSanitizer + UndefinedBehaviorSanitizer (build/asan)
+#   make bench           benchmark programs (build/release/bench/*)
+#   make MODE=debug      -O0 -g build in build/debug
+#
+# OpenBLAS: we link the OpenMP build explicitly (rpath to its folder), whatever the system's default
+# alternative is, so that BLAS, Faiss and our own loops share one OpenMP thread pool and never
+# oversubscribe the cores.
+
+MODE ?= release
+BUILD := build/$(MODE)
+
+CC ?= gcc
+CXX ?= g++
+OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
+ARCH ?= -march=native
+
+WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wno-unused-parameter -Wno-missing-field-initializers
+CPPFLAGS := -Isrc -I$(OPENBLAS_INC) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -MMD -MP
+ifeq ($(MODE),release)
+  OPT := -O3 $(ARCH) -DNDEBUG
+else ifeq ($(MODE),asan)
+  OPT := -O1 -g $(ARCH) -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(MODE),debug)
+  OPT := -O0 -g $(ARCH)
+else
+  $(error MODE must be release, asan or debug)
+endif
+CFLAGS := -std=c11 $(WARN) $(OPT) -fopenmp
+CXXFLAGS := -std=c++17 $(WARN) $(OPT) -fopenmp
+LDFLAGS := $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR)
+LDLIBS := -lfaiss -llapack -lopenblas -lcjson -lutf8proc -lxxhash -lm -lpthread
+
+LIB_CSRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
+LIB_CXXSRC := $(wildcard src/*/*.cpp)
+CLI_SRC := $(wildcard src/cli/*.c)
+TEST_SRC := $(wildcard tests/test_*.c)
+BENCH_SRC := $(wildcard bench/*.c)
+
+LIB_OBJ := $(LIB_CSRC:%.c=$(BUILD)/%.o) $(LIB_CXXSRC:%.cpp=$(BUILD)/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+LIB := $(BUILD)/libknnlm.a
+BIN := $(BUILD)/knnlm
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+.PHONY: all test tests bench clean
+all: $(BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(CLI_OBJ) $(LIB)
+	$(CXX) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
+	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+tests: $(TEST_BIN) $(BIN)
+bench: $(BENCH_BIN) $(BIN)
+
+# The whole suite, under ASan + UBSan. tests/run.sh runs each test binary and each CLI script and
+# prints a summary; it fails if any of them fails.
+test:
+	$(MAKE) MODE=asan tests
+	tests/run.sh build/asan
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(BENCH_BIN:=.d)

@@ -1,0 +1,73 @@
+/* tensorfile.h — named tensors of a checkpoint file, read in place from a memory map.
+ *
+ * Two formats, told apart by content (not by file name):
+ *  - safetensors: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
+ *    then the raw little-endian data;
+ *  - the PyTorch zip checkpoint that torch.save writes since 1.6: a zip (entries stored, not deflated)
+ *    holding <archive>/data.pkl (a pickle of the state dict whose tensors refer to storages by key) and
+ *    <archive>/data/<key> (the raw bytes of each storage).
+ * Tensor data is never copied: TensorInfo.data points into the map and stays valid until
+ * tensorfile_close(). It may be unaligned; use tensor_to_f32() to read it as floats. */
+#ifndef KN_TENSORFILE_H
+#define KN_TENSORFILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    DTYPE_F32,
+    DTYPE_F16,
+    DTYPE_BF16,
+    DTYPE_F64,
+    DTYPE_I64,
+    DTYPE_I32,
+    DTYPE_I16,
+    DTYPE_I8,
+    DTYPE_U8,
+    DTYPE_BOOL,
+} DType;
+
+#define TENSOR_MAX_DIMS 8
+
+typedef struct {
+    const char *name;                 /* as stored, e.g. "transformer.h.0.attn.c_attn.weight" */
+    DType dtype;
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    const void *data;                 /* the first element, row-major and contiguous; may be unaligned */
+    size_t nbytes;                    /* product(shape) * dtype_size(dtype) */
+} TensorInfo;
+
+typedef struct TensorFile TensorFile;
+
+/* Opens and validates path: every tensor's bytes must lie inside the file, shapes must agree with byte
+ * counts, names must be unique. Errors name the file and the problem (truncated header, offsets past the
+ * end, a zip that is not a PyTorch checkpoint, a legacy non-zip torch file, ...). */
+int tensorfile_open(TensorFile **out, const char *path);
+void tensorfile_close(TensorFile *tf);
+
+size_t tensorfile_count(const TensorFile *tf);
+const TensorInfo *tensorfile_at(const TensorFile *tf, size_t i);
+/* NULL when absent. */
+const TensorInfo *tensorfile_find(const TensorFile *tf, const char *name);
+const char *tensorfile_path(const TensorFile *tf);
+/* "safetensors" or "pytorch". */
+const char *tensorfile_format(const TensorFile *tf);
+
+/* Bytes per element; "F32"-style name (the safetensors spelling). */
+size_t dtype_size(DType dt);
+const char *dtype_name(DType dt);
+
+int64_t tensor_numel(const TensorInfo *t);
+
+/* Converts all elements of a F32, F16 or BF16 tensor to float (exact widening); out holds numel floats.
+ * KN_EINVAL for other dtypes. */
+int tensor_to_f32(const TensorInfo *t, float *out);
+
+/* IEEE half / bfloat16 <-> float, round to nearest even. */
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t b);
+uint16_t f32_to_bf16(float f);
+
+#endif

@@ -1,0 +1,94 @@
+/* progress.c — see progress.h. */
+#include "cli/progress.h"
+
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void format_duration(char *out, size_t cap, double s) {
+    if (!(s >= 0) || s > 1e8) {
+        snprintf(out, cap, "--:--");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 86400) snprintf(out, cap, "%ldd%02ldh", t / 86400, t % 86400 / 3600);
+    else if (t >= 3600) snprintf(out, cap, "%ld:%02ld:%02ld", t / 3600, t % 3600 / 60, t % 60);
+    else snprintf(out, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+static void format_bytes(char *out, size_t cap, uint64_t b) {
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)b;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+}
+
+void progress_start(Progress *p, const char *label, const char *unit, uint64_t total, uint64_t already_done, int quiet) {
+    p->label = label;
+    p->unit = unit;
+    p->total = total;
+    p->start_done = already_done;
+    p->t0 = p->last_draw = p->last_log = now_seconds();
+    p->quiet = quiet;
+    p->tty = !quiet && isatty(STDERR_FILENO);
+    p->log_every_s = 60;
+}
+
+static void draw(Progress *p, uint64_t done, uint64_t bytes, double now, int final) {
+    double elapsed = now - p->t0;
+    double rate = elapsed > 0 && done >= p->start_done ? (double)(done - p->start_done) / elapsed : 0;
+    char eta[32] = "", size[32] = "", bar[32];
+    if (p->total && rate > 0 && done <= p->total) format_duration(eta, sizeof eta, (double)(p->total - done) / rate);
+    if (bytes) format_bytes(size, sizeof size, bytes);
+    double frac = p->total ? (double)done / (double)p->total : 0;
+    if (frac > 1) frac = 1;
+    int filled = (int)(frac * 24);
+    for (int i = 0; i < 24; i++) bar[i] = i < filled ? '#' : '.';
+    bar[24] = '\0';
+    char el[32];
+    format_duration(el, sizeof el, elapsed);
+    if (p->tty) {
+        if (p->total)
+            fprintf(stderr, "\r%s [%s] %5.1f%% %llu/%llu %s, %.0f %s/s, %s elapsed%s%s%s%s\033[K", p->label, bar, 100 * frac,
+                    (unsigned long long)done, (unsigned long long)p->total, p->unit, rate, p->unit, el, eta[0] ? ", ETA " : "", eta,
+                    size[0] ? ", " : "", size);
+        else
+            fprintf(stderr, "\r%s %llu %s, %.0f %s/s, %s elapsed%s%s\033[K", p->label, (unsigned long long)done, p->unit, rate,
+                    p->unit, el, size[0] ? ", " : "", size);
+        if (final) fputc('\n', stderr);
+    } else {
+        fprintf(stderr, "%s: %llu%s%llu %s (%.1f%%), %.0f %s/s, %s elapsed%s%s%s%s\n", p->label, (unsigned long long)done,
+                p->total ? "/" : "", (unsigned long long)p->total, p->unit, 100 * frac, rate, p->unit, el, eta[0] ? ", ETA " : "",
+                eta, size[0] ? ", " : "", size);
+    }
+    fflush(stderr);
+}
+
+void progress_update(Progress *p, uint64_t done, uint64_t bytes) {
+    if (p->quiet) return;
+    double now = now_seconds();
+    if (p->tty && now - p->last_draw >= 0.1) {
+        p->last_draw = now;
+        draw(p, done, bytes, now, 0);
+    } else if (!p->tty && now - p->last_log >= p->log_every_s) {
+        p->last_log = now;
+        draw(p, done, bytes, now, 0);
+    }
+}
+
+void progress_finish(Progress *p, uint64_t done, uint64_t bytes) {
+    if (p->quiet) return;
+    if (p->tty) draw(p, done, bytes, now_seconds(), 1);
+}
+
+void progress_callback(void *progress, uint64_t done, uint64_t bytes) { progress_update(progress, done, bytes); }

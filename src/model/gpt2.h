@@ -1,0 +1,71 @@
+/* gpt2.h — the GPT-2 forward pass (Hugging Face GPT2LMHeadModel semantics) in fp32 on the CPU.
+ *
+ * Dimension names used in shape comments: L layers, NH heads, C = n_embd, HS = C / NH, I = n_inner (4C),
+ * V vocabulary, maxT = n_positions, T tokens of one call.
+ *
+ * A Gpt2 holds the configuration and the weights (memory-mapped where the file allows, read-only, shared by
+ * any number of threads). A Gpt2State holds the activations of one forward call of up to max_tokens tokens and,
+ * optionally, the key/value cache for incremental decoding; one state per concurrent forward. */
+#ifndef KN_GPT2_H
+#define KN_GPT2_H
+
+#include "model/config.h"
+
+#include <stdint.h>
+
+/* The representation the datastore stores as its key (SPEC.md). */
+typedef enum {
+    KEY_LAST_FFN_INPUT,      /* output of the last block's ln_2: the input to its feed-forward block (default) */
+    KEY_FINAL_HIDDEN,        /* output of ln_f: what the lm_head multiplies */
+    KEY_LAST_LAYER_OUTPUT,   /* the residual stream after the last block, before ln_f */
+} Gpt2KeyType;
+
+const char *gpt2_key_name(Gpt2KeyType key);
+/* "last_ffn_input" | "final_hidden" | "last_layer_output" -> KN_OK, else KN_EINVAL naming the string. */
+int gpt2_key_parse(const char *name, Gpt2KeyType *key);
+
+typedef struct Gpt2 Gpt2;
+typedef struct Gpt2State Gpt2State;
+
+/* Loads model_dir/config.json and the weights: weights_path if not NULL, else model_dir/model.safetensors,
+ * else model_dir/pytorch_model.bin, else the only *.safetensors file of the folder. Tensor names may carry the
+ * "transformer." prefix or not; attn.bias / attn.masked_bias buffers are ignored; lm_head.weight is used only
+ * when tie_word_embeddings is false. Dtypes F32, F16 and BF16 are read (computation is fp32); aligned F32 data
+ * is used in place from the memory map. Errors name the file and the tensor (missing, wrong shape, ...). */
+int gpt2_load(Gpt2 **out, const char *model_dir, const char *weights_path);
+void gpt2_free(Gpt2 *model);
+
+const Gpt2Config *gpt2_config(const Gpt2 *model);
+/* The weights file that was loaded. */
+const char *gpt2_weights_path(const Gpt2 *model);
+
+/* A state for forward calls of up to max_tokens tokens (<= n_positions). With kv_cache, it also keeps every
+ * layer's keys and values of the tokens seen so far (L * 2 * maxT * C floats), for incremental decoding. */
+int gpt2_state_create(Gpt2State **out, const Gpt2 *model, int max_tokens, int kv_cache);
+void gpt2_state_free(Gpt2State *state);
+
+/* What a forward call must produce; less is faster (the datastore needs only its key). */
+enum {
+    GPT2_NEED_LAST_FFN_INPUT = 1 << KEY_LAST_FFN_INPUT,
+    GPT2_NEED_FINAL_HIDDEN = 1 << KEY_FINAL_HIDDEN,
+    GPT2_NEED_LAST_LAYER_OUTPUT = 1 << KEY_LAST_LAYER_OUTPUT,
+};
+
+/* Runs T tokens ids[0..T). Without a KV cache the tokens sit at positions 0..T-1 (a fresh window). With one,
+ * they continue the cached sequence at positions n..n+T-1 (n = gpt2_state_cached(state)) and are appended to
+ * the cache: a whole window at once (prefill) or one token at a time give the same outputs. need is a mask of
+ * GPT2_NEED_*. Threads: OpenMP, as many as omp_get_max_threads(); outputs do not depend on the thread count. */
+int gpt2_forward(Gpt2State *state, const int32_t *ids, int T, unsigned need);
+
+/* After gpt2_forward: the representation `key` of the call's T tokens, [T, C] row-major, owned by the state and
+ * valid until its next forward. NULL if that output was not in `need`. */
+const float *gpt2_state_output(const Gpt2State *state, Gpt2KeyType key);
+
+/* Tokens in the KV cache (0 without a cache); gpt2_state_reset empties it. */
+int gpt2_state_cached(const Gpt2State *state);
+void gpt2_state_reset(Gpt2State *state);
+
+/* logits[n, V] = hidden[n, C] (ln_f outputs) times the lm_head (wte, when tied) transposed. */
+void gpt2_logits(const Gpt2 *model, const float *hidden, int n, float *logits);
+
+#endif

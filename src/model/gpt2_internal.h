@@ -1,0 +1,30 @@
+/* gpt2_internal.h — the Gpt2 struct, shared by the weight loader (gpt2_weights.c) and the forward pass
+ * (gpt2.c). Not part of the public API. */
+#ifndef KN_GPT2_INTERNAL_H
+#define KN_GPT2_INTERNAL_H
+
+#include "model/config.h"
+#include "model/tensorfile.h"
+
+typedef struct {
+    const float *ln1_w, *ln1_b;     /* (C) */
+    const float *qkv_w, *qkv_b;     /* (C, 3C), (3C): Conv1D, stored [in, out] */
+    const float *proj_w, *proj_b;   /* (C, C), (C) */
+    const float *ln2_w, *ln2_b;     /* (C) */
+    const float *fc_w, *fc_b;       /* (C, I), (I) */
+    const float *fcproj_w, *fcproj_b; /* (I, C), (C) */
+} Gpt2Layer;
+
+struct Gpt2 {
+    Gpt2Config cfg;
+    const float *wte;       /* (V, C) */
+    const float *wpe;       /* (maxT, C) */
+    Gpt2Layer *layers;      /* (L) */
+    const float *lnf_w, *lnf_b; /* (C) */
+    const float *lm_head;   /* (V, C): wte when tied */
+    TensorFile *file;       /* the memory map that aligned F32 tensors point into */
+    float *converted;       /* one allocation for every tensor that had to be converted or realigned */
+    char *weights_path;
+};
+
+#endif

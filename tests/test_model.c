@@ -1,0 +1,280 @@
+/* test_model.c — the GPT-2 forward pass against PyTorch's outputs for tests/data/tiny-random (README.md there):
+ * every weight format, every case, the KV-cache path against the batched one, thread-count independence, and
+ * checkpoints that disagree with their config.json. */
+#include "model/gpt2.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/npy.h"
+#include "test.h"
+
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REF "tests/data/tiny-random"
+#define HIDDEN_TOL 1e-4
+#define LOGIT_TOL 1e-3
+
+static double max_abs_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) m = d; /* NaN propagates as a failure */
+    }
+    return m;
+}
+
+static int load_ids(const char *case_name, int32_t **ids, int *T) {
+    char path[256];
+    snprintf(path, sizeof path, REF "/%s.ids.npy", case_name);
+    NpyArray a;
+    int rc = npy_map(&a, path);
+    if (rc) return rc;
+    if (a.dtype != NPY_I32 || a.ndim != 1) {
+        npy_unmap(&a);
+        return kn_error(KN_EFORMAT, "%s: expected int32 [T]", path);
+    }
+    *T = (int)a.shape[0];
+    *ids = malloc((size_t)*T * sizeof(int32_t));
+    memcpy(*ids, a.data, (size_t)*T * sizeof(int32_t));
+    npy_unmap(&a);
+    return KN_OK;
+}
+
+/* Compares `got` [rows, cols] with the reference file REF/<case>.<what>.npy. */
+static void check_against(const char *label, const char *case_name, const char *what, const float *got, int rows, int cols, double tol) {
+    char path[256];
+    snprintf(path, sizeof path, REF "/%s.%s.npy", case_name, what);
+    NpyArray ref;
+    if (npy_map(&ref, path) != KN_OK) {
+        CHECK_MSG(0, "%s", kn_errmsg());
+        return;
+    }
+    CHECK_EQ_INT(ref.dtype, NPY_F32);
+    CHECK_EQ_INT(ref.shape[0], rows);
+    CHECK_EQ_INT(ref.shape[1], cols);
+    if (ref.shape[0] == rows && ref.shape[1] == cols) {
+        double d = max_abs_diff(got, ref.data, (size_t)rows * cols);
+        CHECK_MSG(d <= tol, "%s %s %s: max |diff| %.3g > %.1g", label, case_name, what, d, tol);
+    }
+    npy_unmap(&ref);
+}
+
+static const char *const cases[] = {"case0", "case1", "case2", "case3"};
+
+/* Every case through one weights file; f16 selects the F16 references (only logits are given for them). */
+static void check_weights_file(const char *weights, int f16) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, weights));
+    const Gpt2Config *c = gpt2_config(m);
+    CHECK_EQ_INT(c->n_layer, 2);
+    CHECK_EQ_INT(c->n_embd, 64);
+    CHECK_EQ_INT(c->vocab_size, 51200);
+    Gpt2State *s;
+    if (gpt2_state_create(&s, m, c->n_positions, 0) != KN_OK) {
+        CHECK_MSG(0, "%s", kn_errmsg());
+        gpt2_free(m);
+        return;
+    }
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t *ids;
+        int T;
+        if (load_ids(cases[i], &ids, &T) != KN_OK) {
+            CHECK_MSG(0, "%s", kn_errmsg());
+            continue;
+        }
+        int rc = gpt2_forward(s, ids, T, GPT2_NEED_LAST_FFN_INPUT | GPT2_NEED_FINAL_HIDDEN);
+        CHECK_MSG(rc == KN_OK, "%s", kn_errmsg());
+        const float *final = gpt2_state_output(s, KEY_FINAL_HIDDEN);
+        if (!f16) {
+            check_against(weights, cases[i], "last_ffn_input", gpt2_state_output(s, KEY_LAST_FFN_INPUT), T, c->n_embd, HIDDEN_TOL);
+            check_against(weights, cases[i], "final_hidden", final, T, c->n_embd, HIDDEN_TOL);
+        }
+        int rows = T < 4 ? T : 4;
+        float *logits = malloc((size_t)rows * c->vocab_size * sizeof(float));
+        gpt2_logits(m, final + (size_t)(T - rows) * c->n_embd, rows, logits);
+        check_against(weights, cases[i], f16 ? "f16.logits_tail" : "logits_tail", logits, rows, c->vocab_size, LOGIT_TOL);
+        free(logits);
+        free(ids);
+    }
+    gpt2_state_free(s);
+    gpt2_free(m);
+}
+
+static void test_safetensors_f32(void) { check_weights_file(REF "/model.safetensors", 0); }
+static void test_pytorch_bin(void) { check_weights_file(REF "/pytorch_model.bin", 0); }
+static void test_safetensors_f16(void) { check_weights_file(REF "/model-f16.safetensors", 1); }
+
+/* Without an explicit file the folder's model.safetensors is found. */
+static void test_find_weights(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, NULL));
+    CHECK(strstr(gpt2_weights_path(m), "model.safetensors") != NULL);
+    gpt2_free(m);
+}
+
+/* The KV-cache path, one token at a time and in uneven chunks, gives what one batched window gives. */
+static void test_kv_cache_matches_batched(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    const int C = gpt2_config(m)->n_embd;
+    int32_t *ids;
+    int T;
+    CHECK_OK(load_ids("case3", &ids, &T));
+    Gpt2State *batch, *inc;
+    CHECK_OK(gpt2_state_create(&batch, m, T, 0));
+    CHECK_OK(gpt2_state_create(&inc, m, T, 1));
+    const unsigned need = GPT2_NEED_FINAL_HIDDEN | GPT2_NEED_LAST_FFN_INPUT | GPT2_NEED_LAST_LAYER_OUTPUT;
+    CHECK_OK(gpt2_forward(batch, ids, T, need));
+    double worst = 0;
+    for (int t = 0; t < T; t++) {
+        CHECK_OK(gpt2_forward(inc, ids + t, 1, need));
+        for (int k = 0; k < 3; k++) {
+            double d = max_abs_diff(gpt2_state_output(inc, (Gpt2KeyType)k), gpt2_state_output(batch, (Gpt2KeyType)k) + (size_t)t * C, (size_t)C);
+            worst = d > worst ? d : worst;
+        }
+    }
+    CHECK_EQ_INT(gpt2_state_cached(inc), T);
+    CHECK_MSG(worst <= 1e-5, "one token at a time differs from batched by %.3g", worst);
+    /* chunks of 50, 1 and the rest */
+    gpt2_state_reset(inc);
+    int chunks[] = {50, 1, T - 51}, at = 0;
+    worst = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK_OK(gpt2_forward(inc, ids + at, chunks[i], need));
+        double d = max_abs_diff(gpt2_state_output(inc, KEY_FINAL_HIDDEN), gpt2_state_output(batch, KEY_FINAL_HIDDEN) + (size_t)at * C, (size_t)chunks[i] * C);
+        worst = d > worst ? d : worst;
+        at += chunks[i];
+    }
+    CHECK_MSG(worst <= 1e-5, "chunked prefill differs from batched by %.3g", worst);
+    /* the cache is full: one more token must be refused, not written past the end */
+    int32_t one = ids[0];
+    CHECK_EQ_INT(gpt2_forward(inc, &one, 1, need), KN_EINVAL);
+    gpt2_state_free(batch);
+    gpt2_state_free(inc);
+    gpt2_free(m);
+    free(ids);
+}
+
+/* Outputs are bit-identical with 1 and 2 threads. */
+static void test_thread_count_independent(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    const int C = gpt2_config(m)->n_embd;
+    int32_t *ids;
+    int T;
+    CHECK_OK(load_ids("case3", &ids, &T));
+    Gpt2State *s;
+    CHECK_OK(gpt2_state_create(&s, m, T, 0));
+    float *out[2];
+    int saved = omp_get_max_threads();
+    for (int n = 1; n <= 2; n++) {
+        omp_set_num_threads(n);
+        CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+        out[n - 1] = malloc((size_t)T * C * sizeof(float));
+        memcpy(out[n - 1], gpt2_state_output(s, KEY_FINAL_HIDDEN), (size_t)T * C * sizeof(float));
+    }
+    omp_set_num_threads(saved);
+    CHECK(memcmp(out[0], out[1], (size_t)T * C * sizeof(float)) == 0);
+    free(out[0]);
+    free(out[1]);
+    gpt2_state_free(s);
+    gpt2_free(m);
+    free(ids);
+}
+
+/* Out-of-range ids and over-long windows are refused. */
+static void test_bad_forward_input(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    Gpt2State *s;
+    CHECK(gpt2_state_create(&s, m, 129, 0) == KN_EINVAL); /* n_positions is 128 */
+    CHECK_OK(gpt2_state_create(&s, m, 8, 0));
+    int32_t ids[9] = {1, 2, 51200, 3};
+    CHECK_EQ_INT(gpt2_forward(s, ids, 4, GPT2_NEED_FINAL_HIDDEN), KN_EINVAL);
+    CHECK(strstr(kn_errmsg(), "51200") != NULL);
+    ids[2] = -1;
+    CHECK_EQ_INT(gpt2_forward(s, ids, 4, GPT2_NEED_FINAL_HIDDEN), KN_EINVAL);
+    ids[2] = 5;
+    CHECK_EQ_INT(gpt2_forward(s, ids, 9, GPT2_NEED_FINAL_HIDDEN), KN_EINVAL);
+    gpt2_state_free(s);
+    gpt2_free(m);
+}
+
+/* A model folder in a temp dir: config.json text + a symlink to a weights file. */
+static void make_model_dir(char *dir, const char *config, const char *weights) {
+    strcpy(dir, "/tmp/knnlm-test-model-XXXXXX");
+    if (!mkdtemp(dir)) return;
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    file_write_atomic(path, config, strlen(config));
+    if (weights) {
+        char target[1024];
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        if (!realpath(weights, target) || symlink(target, path) != 0) fprintf(stderr, "symlink failed\n");
+    }
+}
+
+static void remove_model_dir(const char *dir) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static void expect_load_error(const char *config, const char *weights, int code, const char *needle) {
+    char dir[64];
+    make_model_dir(dir, config, weights);
+    Gpt2 *m = NULL;
+    int rc = gpt2_load(&m, dir, NULL);
+    CHECK_MSG(rc == code, "expected code %d, got %d (%s) for config %s", code, rc, kn_errmsg(), config);
+    CHECK_MSG(strstr(kn_errmsg(), needle) != NULL, "message \"%s\" lacks \"%s\"", kn_errmsg(), needle);
+    CHECK(m == NULL);
+    gpt2_free(m);
+    remove_model_dir(dir);
+}
+
+static void test_config_mismatch(void) {
+    const char *w = REF "/model.safetensors";
+    /* shape disagrees: the message names the tensor and the file */
+    expect_load_error("{\"model_type\":\"gpt2\",\"n_layer\":2,\"n_head\":4,\"n_embd\":32,\"n_positions\":128,\"vocab_size\":51200}", w, KN_EMISMATCH, "wte.weight");
+    expect_load_error("{\"n_layer\":2,\"n_head\":4,\"n_embd\":64,\"n_positions\":128,\"vocab_size\":50257}", w, KN_EMISMATCH, "model.safetensors");
+    /* more layers than the checkpoint has: a missing tensor */
+    expect_load_error("{\"n_layer\":3,\"n_head\":4,\"n_embd\":64,\"n_positions\":128,\"vocab_size\":51200}", w, KN_EFORMAT, "h.2.ln_1.weight is missing");
+    /* fewer: the checkpoint's extra layer is reported */
+    expect_load_error("{\"n_layer\":1,\"n_head\":4,\"n_embd\":64,\"n_positions\":128,\"vocab_size\":51200}", w, KN_EMISMATCH, "n_layer 1");
+    /* untied lm_head required but absent */
+    expect_load_error("{\"n_layer\":2,\"n_head\":4,\"n_embd\":64,\"n_positions\":128,\"vocab_size\":51200,\"tie_word_embeddings\":false}", w, KN_EFORMAT, "lm_head.weight is missing");
+    /* config.json itself */
+    expect_load_error("{\"n_layer\":2,\"n_head\":3,\"n_embd\":64}", w, KN_EFORMAT, "not a multiple");
+    expect_load_error("{\"model_type\":\"llama\"}", w, KN_EFORMAT, "llama");
+    expect_load_error("{\"activation_function\":\"swish\"}", w, KN_EFORMAT, "swish");
+    expect_load_error("{\"n_layer\":2.5}", w, KN_EFORMAT, "n_layer");
+    expect_load_error("{\"n_layer\": 2,", w, KN_EFORMAT, "invalid JSON");
+    expect_load_error("[]", w, KN_EFORMAT, "not a JSON object");
+    /* no weights in the folder */
+    expect_load_error("{}", NULL, KN_ENOTFOUND, "no model.safetensors");
+}
+
+static void test_missing_folder(void) {
+    Gpt2 *m;
+    CHECK_EQ_INT(gpt2_load(&m, "/nonexistent/model", NULL), KN_ENOTFOUND);
+    CHECK(strstr(kn_errmsg(), "/nonexistent/model") != NULL);
+}
+
+int main(void) {
+    RUN(test_safetensors_f32);
+    RUN(test_pytorch_bin);
+    RUN(test_safetensors_f16);
+    RUN(test_find_weights);
+    RUN(test_kv_cache_matches_batched);
+    RUN(test_thread_count_independent);
+    RUN(test_bad_forward_input);
+    RUN(test_config_mismatch);
+    RUN(test_missing_folder);
+    return TEST_EXIT();
+}

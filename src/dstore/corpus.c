@@ -1,0 +1,275 @@
+/* corpus.c — see corpus.h. The file is read in blocks of whole lines; the paragraphs of a block are tokenized
+ * in parallel, then passed to the sink in file order. */
+#include "dstore/corpus.h"
+
+#include "util/error.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum { BLOCK_BYTES = 4 << 20 };
+
+typedef struct {
+    const char *text;
+    size_t len;
+    int64_t line;        /* 1-based, for error messages */
+} Paragraph;
+
+/* What the line classifier remembers between lines (WikiExtractor blocks span blocks of the file). */
+typedef struct {
+    CorpusFormat format;
+    int in_doc;
+    int expect_title;    /* the next non-blank line may repeat the title */
+    char title[512];
+} LineState;
+
+int corpus_format_parse(const char *name, CorpusFormat *fmt) {
+    if (!strcmp(name, "auto")) *fmt = CORPUS_AUTO;
+    else if (!strcmp(name, "lines")) *fmt = CORPUS_LINES;
+    else if (!strcmp(name, "wikiextractor")) *fmt = CORPUS_WIKIEXTRACTOR;
+    else return kn_error(KN_EINVAL, "--format %s: expected auto, lines or wikiextractor", name);
+    return KN_OK;
+}
+
+static int is_blank(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t') return 0;
+    return 1;
+}
+
+static int starts_with(const char *s, size_t n, const char *prefix) {
+    size_t m = strlen(prefix);
+    return n >= m && memcmp(s, prefix, m) == 0;
+}
+
+/* The value of title="..." in a <doc ...> line. */
+static void doc_title(const char *s, size_t n, char *out, size_t cap) {
+    out[0] = '\0';
+    const char *end = s + n;
+    for (const char *p = s; p + 7 <= end; p++) {
+        if (memcmp(p, "title=\"", 7) != 0) continue;
+        p += 7;
+        const char *q = memchr(p, '"', (size_t)(end - p));
+        size_t len = q ? (size_t)(q - p) : 0;
+        if (len >= cap) len = cap - 1;
+        memcpy(out, p, len);
+        out[len] = '\0';
+        return;
+    }
+}
+
+/* Returns 1 if the line is a paragraph to tokenize. */
+static int classify_line(LineState *st, const char *s, size_t n) {
+    if (is_blank(s, n)) return 0;
+    if (st->format == CORPUS_AUTO) st->format = starts_with(s, n, "<doc ") ? CORPUS_WIKIEXTRACTOR : CORPUS_LINES;
+    if (st->format == CORPUS_LINES) return 1;
+    if (starts_with(s, n, "<doc ") && s[n - 1] == '>') {
+        st->in_doc = 1;
+        st->expect_title = 1;
+        doc_title(s, n, st->title, sizeof st->title);
+        return 0;
+    }
+    if (n == 6 && memcmp(s, "</doc>", 6) == 0) {
+        st->in_doc = 0;
+        return 0;
+    }
+    if (st->expect_title) {
+        st->expect_title = 0;
+        if (strlen(st->title) == n && memcmp(s, st->title, n) == 0) return 0;
+    }
+    return 1;
+}
+
+/* Tokenizes the block's paragraphs in parallel into out[i]; on failure returns the error of the earliest
+ * failing paragraph (its message copied from the worker thread that made it). */
+static int tokenize_paragraphs(const Tokenizer *tk, const char *path, const Paragraph *pars, size_t n, unsigned flags, IdVec *out) {
+    int first_bad = -1, first_rc = KN_OK;
+    char msg[1024] = "";
+    unsigned tflags = flags & CORPUS_REPLACE_INVALID_UTF8 ? TOKENIZER_REPLACE_INVALID_UTF8 : 0;
+#pragma omp parallel for schedule(dynamic, 16)
+    for (size_t i = 0; i < n; i++) {
+        int rc = tokenizer_encode(tk, pars[i].text, pars[i].len, tflags, &out[i]);
+        if (rc != KN_OK) {
+#pragma omp critical(corpus_error)
+            if (first_bad < 0 || (int)i < first_bad) {
+                first_bad = (int)i;
+                first_rc = rc;
+                snprintf(msg, sizeof msg, "%s", kn_errmsg());
+            }
+        }
+    }
+    if (first_bad < 0) return KN_OK;
+    const char *hint = first_rc == KN_EFORMAT ? " (pass --replace-invalid-utf8 to read it as U+FFFD, i.e. <unk>)" : "";
+    return kn_error(first_rc, "%s:%lld: %s%s", path, (long long)pars[first_bad].line, msg, strstr(msg, "UTF-8") ? hint : "");
+}
+
+int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *opt, TokenSink sink, void *sink_ctx,
+                    const KnMonitor *monitor) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return kn_error_errno("%s: cannot open corpus", path);
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return kn_error(KN_EINVAL, "%s: is a directory, expected a text file", path);
+    }
+    posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    size_t cap = BLOCK_BYTES, max_pars = 0;
+    char *buf = malloc(cap);
+    Paragraph *pars = NULL;
+    IdVec *ids = NULL;
+    int rc = buf ? KN_OK : kn_error(KN_ENOMEM, "%s: out of memory", path);
+    LineState ls = {.format = opt->format};
+    size_t have = 0;          /* bytes in buf */
+    int64_t line = 0, tokens = 0;
+    uint64_t bytes_read = 0;
+    int eof = 0;
+    while (rc == KN_OK && !eof) {
+        if (have == cap) { /* a line longer than the buffer: grow it rather than cut the line */
+            char *bigger = realloc(buf, cap * 2);
+            if (!bigger) {
+                rc = kn_error(KN_ENOMEM, "%s:%lld: out of memory for a line of over %zu bytes", path, (long long)line + 1, cap);
+                break;
+            }
+            buf = bigger;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + have, cap - have);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            rc = kn_error_errno("%s: read failed", path);
+            break;
+        }
+        bytes_read += (uint64_t)r;
+        have += (size_t)r;
+        eof = r == 0;
+        /* complete lines only, unless at the end of the file */
+        size_t usable = have;
+        if (!eof) {
+            char *last = memrchr(buf, '\n', have);
+            if (!last) continue;
+            usable = (size_t)(last - buf) + 1;
+        }
+        size_t npars = 0;
+        for (size_t at = 0; at < usable && rc == KN_OK;) {
+            char *nl = memchr(buf + at, '\n', usable - at);
+            size_t end = nl ? (size_t)(nl - buf) : usable, len = end - at;
+            line++;
+            if (len && buf[at + len - 1] == '\r') len--;
+            if (classify_line(&ls, buf + at, len)) {
+                if (npars == max_pars) {
+                    size_t more = max_pars ? max_pars * 2 : 4096;
+                    Paragraph *p2 = realloc(pars, more * sizeof *pars);
+                    if (p2) pars = p2;
+                    IdVec *i2 = p2 ? realloc(ids, more * sizeof *ids) : NULL;
+                    if (i2) {
+                        ids = i2;
+                        memset(ids + max_pars, 0, (more - max_pars) * sizeof *ids);
+                        max_pars = more;
+                    } else {
+                        rc = kn_error(KN_ENOMEM, "%s: out of memory", path);
+                        break;
+                    }
+                }
+                pars[npars++] = (Paragraph){buf + at, len, line};
+            }
+            at = end + 1;
+        }
+        for (size_t i = 0; i < npars; i++) ids[i].len = 0;
+        if (rc == KN_OK) rc = tokenize_paragraphs(tk, path, pars, npars, opt->flags, ids);
+        for (size_t i = 0; i < npars && rc == KN_OK; i++) {
+            rc = idvec_reserve(&ids[i], 1);
+            if (rc != KN_OK) break;
+            ids[i].data[ids[i].len++] = opt->eos_id;
+            size_t n = ids[i].len;
+            if (opt->max_tokens > 0 && tokens + (int64_t)n >= opt->max_tokens) {
+                n = (size_t)(opt->max_tokens - tokens);
+                eof = 1;
+            }
+            rc = sink(sink_ctx, ids[i].data, n);
+            tokens += (int64_t)n;
+            if (eof) break;
+        }
+        monitor_progress(monitor, bytes_read, (uint64_t)tokens);
+        if (rc == KN_OK && monitor_stopped(monitor)) rc = kn_error(KN_EINTR, "%s: tokenization interrupted", path);
+        memmove(buf, buf + usable, have - usable);
+        have -= usable;
+    }
+    for (size_t i = 0; i < max_pars; i++) idvec_free(&ids[i]);
+    free(ids);
+    free(pars);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+static int append_sink(void *ctx, const int32_t *ids, size_t n) {
+    IdVec *v = ctx;
+    int rc = idvec_reserve(v, n);
+    if (rc != KN_OK) return rc;
+    memcpy(v->data + v->len, ids, n * sizeof *ids);
+    v->len += n;
+    return KN_OK;
+}
+
+int corpus_tokenize_all(const Tokenizer *tk, const char *path, const CorpusOptions *opt, int32_t **ids, int64_t *n,
+                        const KnMonitor *monitor) {
+    IdVec v = {0};
+    int rc = corpus_tokenize(tk, path, opt, append_sink, &v, monitor);
+    if (rc != KN_OK) {
+        idvec_free(&v);
+        return rc;
+    }
+    *ids = v.data;
+    *n = (int64_t)v.len;
+    return KN_OK;
+}
+
+/* splitmix64: a small, well-mixed generator; the split must be reproducible from the seed alone. */
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint64_t seed, const char *train_path,
+                 const char *heldout_path, int64_t *n_train, int64_t *n_heldout) {
+    *n_train = *n_heldout = 0;
+    if (!(train_fraction > 0 && train_fraction < 1)) return kn_error(KN_EINVAL, "--train %g: must be between 0 and 1 (exclusive)", train_fraction);
+    FILE *in = fopen(path, "rb");
+    if (!in) return kn_error_errno("%s: cannot open corpus", path);
+    FILE *out[2] = {fopen(train_path, "wb"), fopen(heldout_path, "wb")};
+    int rc = KN_OK;
+    if (!out[0] || !out[1]) rc = kn_error_errno("%s: cannot create", !out[0] ? train_path : heldout_path);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t lineno = 0;
+    FILE *dst = NULL; /* the current document's file (WikiExtractor blocks span lines) */
+    while (rc == KN_OK && (len = getline(&line, &cap, in)) >= 0) {
+        lineno++;
+        if (fmt == CORPUS_AUTO && !is_blank(line, (size_t)len - (line[len - 1] == '\n')))
+            fmt = starts_with(line, (size_t)len, "<doc ") ? CORPUS_WIKIEXTRACTOR : CORPUS_LINES;
+        int starts_doc = fmt == CORPUS_LINES ? !is_blank(line, (size_t)len - (line[len - 1] == '\n')) : starts_with(line, (size_t)len, "<doc ");
+        if (starts_doc) {
+            int train = (double)(splitmix64(&seed) >> 11) * 0x1.0p-53 < train_fraction;
+            dst = out[train ? 0 : 1];
+            (*(train ? n_train : n_heldout))++;
+        }
+        if (!dst) continue; /* text before the first WikiExtractor document, or blank lines at the top */
+        if (fwrite(line, 1, (size_t)len, dst) != (size_t)len) rc = kn_error_errno("%s: write failed", dst == out[0] ? train_path : heldout_path);
+        if (fmt == CORPUS_LINES) dst = NULL;
+    }
+    if (rc == KN_OK && ferror(in)) rc = kn_error_errno("%s: read failed at line %lld", path, (long long)lineno);
+    free(line);
+    fclose(in);
+    for (int i = 0; i < 2; i++)
+        if (out[i] && fclose(out[i]) != 0 && rc == KN_OK) rc = kn_error_errno("%s: write failed", i ? heldout_path : train_path);
+    return rc;
+}

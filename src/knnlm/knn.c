@@ -203,8 +203,8 @@ static inline double exp_nonpositive(double x) {
     return p * s1 * s2;
 }
 
-double lm_log_prob(const float *logits, int V, int32_t label, int32_t *argmax_out) {
-    assert(V > 0 && label >= 0 && label < V);
+void lm_softmax_norm(LmSoftmaxNorm *out, const float *logits, int V) {
+    assert(V > 0);
     float max = logits[0];
     int32_t argmax = 0;
     for (int i = 1; i < V; i++)
@@ -231,7 +231,39 @@ double lm_log_prob(const float *logits, int V, int32_t label, int32_t *argmax_ou
         sum += exp_nonpositive((double)logits[i] - m);
     for (int q = 0; q < LANES; q++)
         sum += lane[q];
+    out->max = max;
+    out->log_sum = log(sum);
+    out->argmax = argmax;
+}
+
+double lm_log_prob(const float *logits, int V, int32_t label, int32_t *argmax_out) {
+    assert(label >= 0 && label < V);
+    LmSoftmaxNorm norm;
+    lm_softmax_norm(&norm, logits, V);
     if (argmax_out)
-        *argmax_out = argmax;
-    return ((double)logits[label] - m) - log(sum);
+        *argmax_out = norm.argmax;
+    return lm_norm_log_prob(&norm, logits, label);
+}
+
+int32_t knn_lm_top_token(const LmSoftmaxNorm *norm, const float *logits, const KnnVote *votes, int n_votes,
+                         double lambda, double *log_p_out) {
+    /* A token outside the votes has p = (1 − λ) p_LM(y) <= (1 − λ) p_LM(argmax_LM) <= p(argmax_LM), so the
+     * maximum is the LM's top token or one of the votes; ties go to the smaller id, as argmax over the
+     * vocabulary (the LM's top token is the first of its ties, so no other LM tie can come before it). */
+    int32_t top = norm->argmax;
+    double lm_top_knn = -INFINITY;
+    for (int i = 0; i < n_votes; i++)
+        if (votes[i].value == top)
+            lm_top_knn = votes[i].log_prob;
+    double best = knn_interpolate(lm_norm_log_prob(norm, logits, top), lm_top_knn, lambda);
+    for (int i = 0; i < n_votes; i++) {
+        double lp = knn_interpolate(lm_norm_log_prob(norm, logits, votes[i].value), votes[i].log_prob, lambda);
+        if (lp > best || (lp == best && votes[i].value < top)) {
+            best = lp;
+            top = votes[i].value;
+        }
+    }
+    if (log_p_out)
+        *log_p_out = best;
+    return top;
 }

@@ -77,12 +77,34 @@ static inline double knn_lm_percent(double log_p_lm, double log_p_knn, double la
     return 100.0 * knn_lm_share(log_p_lm, log_p_knn, lambda);
 }
 
-/* log softmax(logits)[label] of one row of V float logits: log p_LM(label) = (l_label - max) - log sum
- * exp(l - max), the sum in double (exp within 1 ulp, fixed summation order: the same bits in every build).
- * label in [0, V). -inf logits (masked tokens) count as probability 0; a NaN logit makes the result NaN
- * (which sweep_add_token rejects). When argmax_out is not NULL it receives the LM's top token (the first
- * index of the largest logit, as torch.argmax). */
+/* The softmax normaliser of one row of V float logits, so that every log p_LM(y) of the row is one subtraction:
+ *   log p_LM(y) = (logits[y] - max) - log_sum,   log_sum = log sum_v exp(logits[v] - max)
+ * The sum is in double (exp within 1 ulp of libm's, a fixed summation order: the same bits in every build);
+ * -inf logits (masked tokens) count as probability 0; a NaN logit makes log_sum NaN (and so every log p,
+ * which sweep_add_token rejects). */
+typedef struct {
+    float max;      /* the largest logit */
+    double log_sum; /* log sum exp(logit - max), >= 0 */
+    int32_t argmax; /* the LM's top token: the first index of the largest logit, as torch.argmax */
+} LmSoftmaxNorm;
+
+void lm_softmax_norm(LmSoftmaxNorm *out, const float *logits, int V);
+
+/* log p_LM(y) from the row's normaliser; y in [0, V). */
+static inline double lm_norm_log_prob(const LmSoftmaxNorm *norm, const float *logits, int32_t y) {
+    return ((double)logits[y] - (double)norm->max) - norm->log_sum;
+}
+
+/* log p_LM(label) of one logits row (lm_softmax_norm + lm_norm_log_prob, the same bits). label in [0, V).
+ * When argmax_out is not NULL it receives the LM's top token. */
 double lm_log_prob(const float *logits, int V, int32_t label, int32_t *argmax_out);
+
+/* The interpolated model's top token, argmax over the vocabulary of λ p_kNN(y) + (1 − λ) p_LM(y) (the case
+ * analysis' `lm+knn`), ties to the smaller id; votes[n_votes] as knn_votes gives them (with the same k and T).
+ * Exact without visiting the vocabulary: only the LM's top token and the kNN's values can win. When log_p_out
+ * is not NULL it receives the winner's log p. */
+int32_t knn_lm_top_token(const LmSoftmaxNorm *norm, const float *logits, const KnnVote *votes, int n_votes,
+                         double lambda, double *log_p_out);
 
 /* log(exp(a) + exp(b)) without overflow or underflow; -inf + -inf gives -inf, not NaN. */
 static inline double knn_logaddexp(double a, double b) {

@@ -1,0 +1,97 @@
+/* cmd_ppl.c — `knnlm ppl`: the LM's perplexity of a text file with the sliding window. */
+#include "cli/args.h"
+#include "cli/cli.h"
+
+#include "dstore/corpus.h"
+#include "knnlm/evaluate.h"
+#include "knnlm/exactsum.h"
+#include "util/error.h"
+#include "util/file.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+typedef struct {
+    ExactSum nll;
+    int64_t count;
+} PplSum;
+
+static int add_tokens(void *ctx, const ScoredToken *t, int n) {
+    PplSum *s = ctx;
+    for (int i = 0; i < n; i++) exactsum_add(&s->nll, -t[i].lm_log_prob);
+    s->count += n;
+    return KN_OK;
+}
+
+int cmd_ppl(int argc, char **argv) {
+    const char *model_dir = NULL, *weights = NULL, *text = NULL, *format = "auto";
+    int window = 0, stride = 0, json = 0, max_tokens = 0, replace = 0, quiet;
+    const ArgOpt opts[] = {
+        {"--model", ARG_STR, &model_dir, "DIR", "a Hugging Face GPT-2 folder (config.json, tokenizer.json, weights)", 1},
+        {"--weights", ARG_STR, &weights, "FILE", "the weights file to use (default: found in --model)", 0},
+        {"--text", ARG_STR, &text, "FILE", "UTF-8 text, one paragraph per line (or WikiExtractor output)", 1},
+        {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
+        {"--window", ARG_INT, &window, "N", "tokens per window (default: 1024, or the model's n_positions if smaller)", 0},
+        {"--stride", ARG_INT, &stride, "N", "tokens between window starts (default: half the window)", 0},
+        {"--max-tokens", ARG_INT, &max_tokens, "N", "use only the first N tokens of the text's stream", 0},
+        {"--json", ARG_FLAG, &json, NULL, "print the result as one JSON object", 0},
+        {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
+        {0},
+    };
+    const ArgSpec spec = {"knnlm ppl", "The LM's perplexity of a text: every line's tokens followed by </s>, scored with a sliding window.",
+                          "--model DIR --text FILE [--window 1024 --stride 512] [--json]",
+                          "Each token but the first is predicted exactly once; after the first window, with at least window - stride\n"
+                          "tokens of context. Perplexity = exp(mean negative log-likelihood over the predicted tokens).",
+                          opts};
+    char *rest[1];
+    int nrest;
+    int a = args_parse(&spec, argc, argv, rest, 0, &nrest, &quiet);
+    if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
+    CorpusFormat fmt;
+    int rc = corpus_format_parse(format, &fmt);
+    if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
+    Gpt2 *m = NULL;
+    Tokenizer *tk = NULL;
+    char path[PATH_MAX];
+    if (rc == KN_OK) rc = gpt2_load(&m, model_dir, weights);
+    if (rc == KN_OK) rc = path_join(path, sizeof path, model_dir, "tokenizer.json");
+    if (rc == KN_OK) rc = tokenizer_load(&tk, path);
+    if (rc != KN_OK) {
+        gpt2_free(m);
+        return cli_fail("ppl", rc);
+    }
+    const Gpt2Config *c = gpt2_config(m);
+    EvalOptions eo;
+    evaluate_defaults(&eo);
+    eo.window = window ? window : (c->n_positions < 1024 ? c->n_positions : 1024);
+    eo.stride = stride ? stride : (eo.window + 1) / 2;
+    CliMonitor mon;
+    cli_monitor_init(&mon, quiet);
+    cli_catch_signals();
+    int32_t eos = c->eos_token_id >= 0 ? c->eos_token_id : tokenizer_token_to_id(tk, "</s>");
+    CorpusOptions co = {fmt, eos, max_tokens, replace ? CORPUS_REPLACE_INVALID_UTF8 : 0};
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    if (eos < 0) rc = kn_error(KN_EFORMAT, "%s: config.json has no eos_token_id and the tokenizer no </s>", model_dir);
+    if (rc == KN_OK) rc = corpus_tokenize_all(tk, text, &co, &ids, &n, NULL);
+    if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; perplexity needs at least 2", text, (long long)n);
+    PplSum sum = {0};
+    double t0 = now_seconds();
+    if (rc == KN_OK) rc = evaluate(m, ids, n, &eo, add_tokens, &sum, &mon.monitor);
+    double secs = now_seconds() - t0;
+    if (rc == KN_OK) {
+        double nll = exactsum_value(&sum.nll) / (double)sum.count, ppl = exp(nll);
+        if (json)
+            printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g, \"window\": %d, \"stride\": %d, \"seconds\": %.3f}\n", (long long)sum.count, nll, ppl,
+                   eo.window, eo.stride, secs);
+        else
+            printf("%s: %lld tokens predicted, window %d, stride %d: mean NLL %.6f, perplexity %.4f (%.1f s, %.0f tokens/s)\n", text,
+                   (long long)sum.count, eo.window, eo.stride, nll, ppl, secs, secs > 0 ? sum.count / secs : 0.0);
+    }
+    free(ids);
+    tokenizer_free(tk);
+    gpt2_free(m);
+    return rc == KN_OK ? EXIT_OK : cli_fail("ppl", rc);
+}

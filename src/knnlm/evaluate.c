@@ -1,0 +1,153 @@
+/* evaluate.c — see evaluate.h. Per window: one forward pass (final hidden states and the query key), one
+ * batched index search for the window's emitted positions, then the logits in chunks of LOGIT_ROWS rows (a
+ * whole window of logits would be 1024 x 51200 floats = 200 MB). */
+#include "knnlm/evaluate.h"
+
+#include "dstore/window.h"
+#include "util/error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { LOGIT_ROWS = 32 };
+
+void evaluate_defaults(EvalOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->window = 1024;
+    o->stride = 512;
+    o->key = KEY_LAST_FFN_INPUT;
+    o->k = 8;
+}
+
+/* Replaces the index's distances of one query by exact squared L2 distances to the datastore's keys (as
+ * stored: float16 keys are upcast), and re-sorts the neighbours by them (insertion sort: k is small, and the
+ * order is nearly right already), ties by row, so that every prefix of k' neighbours is the k' nearest. */
+static void exact_distances(const Dstore *ds, const float *q, int dim, int k, float *dist, int64_t *ids, float *keybuf) {
+    dstore_key_rows(ds, ids, k, keybuf);
+    for (int j = 0; j < k; j++) {
+        if (ids[j] < 0) {
+            dist[j] = INFINITY;
+            continue;
+        }
+        const float *x = keybuf + (size_t)j * dim;
+        double s = 0;
+        for (int i = 0; i < dim; i++) {
+            double d = (double)q[i] - (double)x[i];
+            s += d * d;
+        }
+        dist[j] = (float)s;
+    }
+    for (int j = 1; j < k; j++) {
+        float d = dist[j];
+        int64_t id = ids[j];
+        int i = j - 1;
+        while (i >= 0 && (dist[i] > d || (dist[i] == d && (ids[i] > id || ids[i] < 0) && id >= 0))) {
+            dist[i + 1] = dist[i];
+            ids[i + 1] = ids[i];
+            i--;
+        }
+        dist[i + 1] = d;
+        ids[i + 1] = id;
+    }
+}
+
+typedef struct {
+    Gpt2State *state;
+    float *logits;     /* [LOGIT_ROWS, V] */
+    ScoredToken *scored;
+    float *dist;       /* [window, k] */
+    int64_t *ids;
+    int32_t *vals;
+    float *keybuf;     /* [k, D] for exact distances */
+} Buffers;
+
+static void free_buffers(Buffers *b) {
+    gpt2_state_free(b->state);
+    free(b->logits);
+    free(b->scored);
+    free(b->dist);
+    free(b->ids);
+    free(b->vals);
+    free(b->keybuf);
+}
+
+static int check_options(const Gpt2 *model, const EvalOptions *o) {
+    const Gpt2Config *c = gpt2_config(model);
+    int rc = window_check(o->window, o->stride);
+    if (rc != KN_OK) return rc;
+    if (o->window > c->n_positions) return kn_error(KN_EINVAL, "--window %d: the model takes at most %d tokens (n_positions)", o->window, c->n_positions);
+    if (!o->index) return KN_OK;
+    if (!o->dstore) return kn_error(KN_EINVAL, "an index needs its datastore (for the neighbours' values)");
+    if (o->k < 1) return kn_error(KN_EINVAL, "--k %d: must be at least 1", o->k);
+    if (index_dim(o->index) != c->n_embd) return kn_error(KN_EMISMATCH, "the index holds %d-dimensional keys but the model's are %d-dimensional", index_dim(o->index), c->n_embd);
+    if (dstore_dim(o->dstore) != c->n_embd) return kn_error(KN_EMISMATCH, "the datastore holds %d-dimensional keys but the model's are %d-dimensional", dstore_dim(o->dstore), c->n_embd);
+    if (index_ntotal(o->index) != dstore_size(o->dstore))
+        return kn_error(KN_EMISMATCH, "the index holds %lld vectors but the datastore %lld entries: they were not built together", (long long)index_ntotal(o->index), (long long)dstore_size(o->dstore));
+    if (o->k > dstore_size(o->dstore)) return kn_error(KN_EINVAL, "--k %d: larger than the datastore (%lld entries)", o->k, (long long)dstore_size(o->dstore));
+    return KN_OK;
+}
+
+int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *o, ScoredFn fn, void *ctx, const KnMonitor *monitor) {
+    int rc = check_options(model, o);
+    if (rc != KN_OK) return rc;
+    if (n < 2) return kn_error(KN_EINVAL, "the text gives %lld tokens: nothing to predict", (long long)n);
+    const Gpt2Config *c = gpt2_config(model);
+    const int V = c->vocab_size, D = c->n_embd, k = o->index ? o->k : 0;
+    for (int64_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= V) return kn_error(KN_EINVAL, "token %lld has id %d, outside the vocabulary [0, %d)", (long long)i, tokens[i], V);
+    Buffers b = {0};
+    rc = gpt2_state_create(&b.state, model, o->window, 0);
+    b.logits = malloc((size_t)LOGIT_ROWS * V * sizeof(float));
+    b.scored = calloc(LOGIT_ROWS, sizeof *b.scored);
+    if (k) {
+        b.dist = malloc((size_t)o->window * k * sizeof(float));
+        b.ids = malloc((size_t)o->window * k * sizeof(int64_t));
+        b.vals = malloc((size_t)o->window * k * sizeof(int32_t));
+        b.keybuf = o->exact_distances ? malloc((size_t)k * D * sizeof(float)) : NULL;
+    }
+    if (rc == KN_OK && (!b.logits || !b.scored || (k && (!b.dist || !b.ids || !b.vals || (o->exact_distances && !b.keybuf)))))
+        rc = kn_error(KN_ENOMEM, "out of memory for the evaluation buffers (k = %d)", k);
+    const int64_t nw = window_count(n, o->window, o->stride);
+    monitor_begin(monitor, "evaluate", "tokens", (uint64_t)(n - 1), 0);
+    const unsigned need = GPT2_NEED_FINAL_HIDDEN | (1u << o->key);
+    for (int64_t w = 0; rc == KN_OK && w < nw; w++) {
+        Window win = window_at(n, o->window, o->stride, w);
+        const int T = (int)(win.end - win.begin), r0 = (int)(win.emit_begin - win.begin), nr = (int)(win.emit_end - win.emit_begin);
+        rc = gpt2_forward(b.state, tokens + win.begin, T, need);
+        if (rc != KN_OK) break;
+        const float *hidden = gpt2_state_output(b.state, KEY_FINAL_HIDDEN) + (size_t)r0 * D;
+        if (k) {
+            const float *queries = gpt2_state_output(b.state, o->key) + (size_t)r0 * D;
+            rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
+            if (rc != KN_OK) break;
+            if (o->exact_distances)
+                for (int i = 0; i < nr; i++) exact_distances(o->dstore, queries + (size_t)i * D, D, k, b.dist + (size_t)i * k, b.ids + (size_t)i * k, b.keybuf);
+            for (size_t j = 0; j < (size_t)nr * k; j++) b.vals[j] = b.ids[j] >= 0 ? dstore_value(o->dstore, b.ids[j]) : -1;
+        }
+        for (int c0 = 0; rc == KN_OK && c0 < nr; c0 += LOGIT_ROWS) {
+            const int rows = nr - c0 < LOGIT_ROWS ? nr - c0 : LOGIT_ROWS;
+            gpt2_logits(model, hidden + (size_t)c0 * D, rows, b.logits);
+#pragma omp parallel for schedule(static)
+            for (int i = 0; i < rows; i++) {
+                ScoredToken *s = &b.scored[i];
+                const int r = c0 + i;
+                s->position = win.emit_begin + r;
+                s->label = tokens[s->position + 1];
+                s->logits = b.logits + (size_t)i * V;
+                lm_softmax_norm(&s->norm, s->logits, V);
+                s->lm_log_prob = lm_norm_log_prob(&s->norm, s->logits, s->label);
+                s->k = k;
+                s->dist = k ? b.dist + (size_t)r * k : NULL;
+                s->ids = k ? b.ids + (size_t)r * k : NULL;
+                s->vals = k ? b.vals + (size_t)r * k : NULL;
+            }
+            rc = fn(ctx, b.scored, rows);
+        }
+        monitor_progress(monitor, (uint64_t)win.emit_end, 0);
+        if (rc == KN_OK && monitor_stopped(monitor)) rc = kn_error(KN_EINTR, "evaluation interrupted");
+    }
+    monitor_end(monitor, (uint64_t)(n - 1), 0);
+    free_buffers(&b);
+    return rc;
+}

@@ -1,0 +1,51 @@
+/* evaluate.h — one pass of the sliding window (window.h) over a held-out token stream: for every predicted
+ * token, the LM's log-probability and top token, and, given an index over a datastore, the k nearest
+ * datastore entries of the token's query (the model's key representation at that position).
+ *
+ * The consumer (a perplexity sum, the λ/k/T sweep, the case analysis) receives the tokens in stream order, a
+ * chunk at a time; what a ScoredToken points to is valid only during the call. */
+#ifndef KN_EVALUATE_H
+#define KN_EVALUATE_H
+
+#include "dstore/dstore.h"
+#include "index/index.h"
+#include "knnlm/knn.h"
+#include "model/gpt2.h"
+#include "util/monitor.h"
+
+#include <stdint.h>
+
+typedef struct {
+    int64_t position;      /* entry t of the stream: the context ends with token t; the label is token t+1 */
+    int32_t label;
+    double lm_log_prob;    /* log p_LM(label) */
+    const float *logits;   /* [V] the LM's logits */
+    LmSoftmaxNorm norm;    /* their normaliser; norm.argmax is the LM's top token */
+    int k;                 /* neighbours (0 without an index) */
+    const float *dist;     /* [k] distances, ascending: as the index returns them, or recomputed exactly */
+    const int64_t *ids;    /* [k] datastore rows (-1: no neighbour) */
+    const int32_t *vals;   /* [k] their values, the tokens that followed them (-1 for no neighbour) */
+} ScoredToken;
+
+/* Receives n consecutive scored tokens; a non-zero return stops the evaluation and is returned. */
+typedef int (*ScoredFn)(void *ctx, const ScoredToken *tokens, int n);
+
+typedef struct {
+    int window, stride;        /* as the datastore's (default 1024 / 512) */
+    Gpt2KeyType key;           /* the query representation: the datastore's key type */
+    const KnnIndex *index;     /* NULL: LM only */
+    const Dstore *dstore;      /* the datastore the index was built on (values, exact distances) */
+    int k;                     /* neighbours to search */
+    int exact_distances;       /* recompute each neighbour's squared L2 distance from the datastore's keys (float32
+                                  upcast) instead of the index's (approximate for PQ), and re-sort by it */
+} EvalOptions;
+
+void evaluate_defaults(EvalOptions *opt);
+
+/* Scores tokens[0..n): every entry t (0 <= t <= n-2) once. KN_EINVAL for bad options (window larger than the
+ * model's n_positions, k < 1, a dimension mismatch between the model and the index), KN_EINTR when stopped.
+ * monitor: phase "evaluate", unit tokens. */
+int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *opt, ScoredFn fn, void *ctx,
+             const KnMonitor *monitor);
+
+#endif

@@ -56,7 +56,7 @@ static int read_storage(Storage *st, const PickleValue *persid, const TorchZip *
     char *entry_name = malloc(len);
     if (!entry_name) return kn_error(KN_ENOMEM, "%s: out of memory", path);
     snprintf(entry_name, len, "%sdata/%s", archive, key);
-    const ZipEntry *entry;
+    const ZipEntry *entry = NULL;
     int rc = torchzip_find(zip, entry_name)
                  ? torchzip_get(zip, entry_name, 0, &entry)
                  : kn_error(KN_EFORMAT, "%s: tensor \"%s\": its storage has no zip entry %s", path, name, entry_name);
@@ -143,6 +143,9 @@ int torchckpt_read_state(TensorList *list, const PickleValue *root, const TorchZ
         if (!is_str(key))
             return kn_error(KN_EFORMAT, "%s: a state-dict key is a %s, not a name", path, pickle_kind_name(key->kind));
         const char *name = key->str.s;
+        if (value->kind == PV_DICT)
+            return kn_error(KN_EFORMAT, "%s: \"%s\" holds a dict, not a tensor: a training checkpoint rather than a "
+                            "state dict? (save its model's state_dict())", path, name);
         if (value->kind != PV_CALL) continue;   /* a plain Python value: not a tensor */
         const PickleValue *call = value;
         if (pickle_is_global(call->call.callable, "torch._utils", "_rebuild_parameter") ||

@@ -13,7 +13,9 @@
  * storage (offset + numel), and its strides are row-major contiguous (a non-contiguous tensor is refused
  * by name: we hand out pointers, not strided views). Tensors may share a storage (tied weights). Plain
  * Python values in the dict (ints, strings, None, ...) are skipped; any other call is refused, since it may
- * be a tensor in a form we do not understand. A "byteorder" entry other than "little" is refused. */
+ * be a tensor in a form we do not understand, and so is a nested dict (a training checkpoint such as
+ * {"model": state_dict, "optimizer": ...} would otherwise open as zero tensors). A "byteorder" entry other
+ * than "little" is refused. */
 #ifndef KN_TORCHCKPT_H
 #define KN_TORCHCKPT_H
 

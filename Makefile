@@ -32,7 +32,7 @@ endif
 CFLAGS := -std=c11 $(WARN) $(OPT) -fopenmp
 CXXFLAGS := -std=c++17 $(WARN) $(OPT) -fopenmp
 LDFLAGS := $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR)
-LDLIBS := -lfaiss -llapack -lopenblas -lcjson -lutf8proc -lxxhash -lm -lpthread
+LDLIBS := -lfaiss -llapack -lopenblas -lcjson -lutf8proc -lxxhash -lz -lm -lpthread
 
 LIB_CSRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 LIB_CXXSRC := $(wildcard src/*/*.cpp)

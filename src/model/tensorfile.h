@@ -2,10 +2,11 @@
  *
  * Two formats, told apart by content (not by file name):
  *  - safetensors: 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}},
- *    then the raw little-endian data;
+ *    then the raw little-endian data (safetensors.h says what is checked);
  *  - the PyTorch zip checkpoint that torch.save writes since 1.6: a zip (entries stored, not deflated)
  *    holding <archive>/data.pkl (a pickle of the state dict whose tensors refer to storages by key) and
- *    <archive>/data/<key> (the raw bytes of each storage).
+ *    <archive>/data/<key> (the raw bytes of each storage) (torchckpt.h says what is checked).
+ * A legacy (pre-1.6, bare pickle) torch file is recognised and refused with a message saying to re-save it.
  * Tensor data is never copied: TensorInfo.data points into the map and stays valid until
  * tensorfile_close(). It may be unaligned; use tensor_to_f32() to read it as floats. */
 #ifndef KN_TENSORFILE_H
@@ -32,7 +33,7 @@ typedef enum {
 typedef struct {
     const char *name;                 /* as stored, e.g. "transformer.h.0.attn.c_attn.weight" */
     DType dtype;
-    int ndim;
+    int ndim;                         /* 0 for a scalar (numel 1) */
     int64_t shape[TENSOR_MAX_DIMS];
     const void *data;                 /* the first element, row-major and contiguous; may be unaligned */
     size_t nbytes;                    /* product(shape) * dtype_size(dtype) */
@@ -42,13 +43,17 @@ typedef struct TensorFile TensorFile;
 
 /* Opens and validates path: every tensor's bytes must lie inside the file, shapes must agree with byte
  * counts, names must be unique. Errors name the file and the problem (truncated header, offsets past the
- * end, a zip that is not a PyTorch checkpoint, a legacy non-zip torch file, ...). */
+ * end, a zip that is not a PyTorch checkpoint, a legacy non-zip torch file, ...). On success the caller
+ * owns *out and frees it with tensorfile_close(); on failure *out is NULL. */
 int tensorfile_open(TensorFile **out, const char *path);
+/* Unmaps the file: every TensorInfo and data pointer of tf dies with it. NULL is a no-op. */
 void tensorfile_close(TensorFile *tf);
 
+/* The tensors in file order (safetensors: header order; pytorch: state-dict order). */
 size_t tensorfile_count(const TensorFile *tf);
 const TensorInfo *tensorfile_at(const TensorFile *tf, size_t i);
-/* NULL when absent. */
+/* Exact-name lookup (binary search); NULL when absent. The "transformer." prefix is not guessed here:
+ * a caller that accepts both spellings asks for both. */
 const TensorInfo *tensorfile_find(const TensorFile *tf, const char *name);
 const char *tensorfile_path(const TensorFile *tf);
 /* "safetensors" or "pytorch". */
@@ -61,13 +66,32 @@ const char *dtype_name(DType dt);
 int64_t tensor_numel(const TensorInfo *t);
 
 /* Converts all elements of a F32, F16 or BF16 tensor to float (exact widening); out holds numel floats.
- * KN_EINVAL for other dtypes. */
+ * KN_EINVAL (naming the tensor) for other dtypes. */
 int tensor_to_f32(const TensorInfo *t, float *out);
 
-/* IEEE half / bfloat16 <-> float, round to nearest even. */
+/* IEEE half / bfloat16 <-> float. Widening is exact (NaN payloads kept). Narrowing rounds to nearest
+ * even, overflows to ±inf and, like PyTorch's c10::Half / c10::BFloat16, turns any NaN into the quiet NaN
+ * 0x7E00 (with the sign) for half and 0x7FC0 for bfloat16, so that we write what torch writes. */
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
 float bf16_to_f32(uint16_t b);
 uint16_t f32_to_bf16(float f);
+
+/* ---- For the format readers (safetensors.c, torchckpt.c), not for users of TensorFile. ---- */
+
+/* The tensors a reader found, in file order; each name is a malloc'd copy owned by the list. */
+typedef struct {
+    TensorInfo *items;
+    size_t count, cap;
+} TensorList;
+
+/* Appends info with a copy of name[0..name_len) (which must hold no NUL byte; the reader checks). */
+int tensorlist_add(TensorList *list, const char *name, size_t name_len, const TensorInfo *info,
+                   const char *path);
+void tensorlist_free(TensorList *list);
+
+/* product(shape) and product(shape) * dtype_size(dt), or -1 when either overflows (or a dimension is
+ * negative), so that a reader never trusts a size it could not compute. */
+int tensor_shape_bytes(DType dt, int ndim, const int64_t *shape, uint64_t *numel, uint64_t *nbytes);
 
 #endif

@@ -10,11 +10,19 @@
 
 static _Thread_local char errmsg[KN_ERRMSG_MAX];
 
+/* Messages quote file content (tensor names, zip entries, JSON strings): a control byte there must not
+ * break the one-line promise of error.h, so each becomes '?'. */
+static void keep_one_line(char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = '?';
+}
+
 int kn_error(int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(errmsg, sizeof errmsg, fmt, ap);
     va_end(ap);
+    keep_one_line(errmsg);
     return code;
 }
 
@@ -27,6 +35,7 @@ int kn_error_errno(const char *fmt, ...) {
     va_end(ap);
     if (n >= 0 && (size_t)n < sizeof errmsg)
         snprintf(errmsg + n, sizeof errmsg - (size_t)n, ": %s", saved == ENOSPC ? "no space left on device (disk full)" : strerror(saved));
+    keep_one_line(errmsg);
     errno = saved;
     return code;
 }
@@ -45,6 +54,7 @@ int kn_error_wrap(int code, const char *fmt, ...) {
     size_t m = strnlen(old, rest);
     memcpy(errmsg + n + 2, old, m);
     errmsg[n + 2 + m] = '\0';
+    keep_one_line(errmsg);
     return code;
 }
 

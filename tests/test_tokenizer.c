@@ -1,0 +1,383 @@
+/* test_tokenizer.c — the C tokenizer against Hugging Face tokenizers.
+ *
+ * The references are tests/data/tokenizer/reference_tokenizations.jsonl (363 rows made with tokenizers
+ * 0.23.2, see SOURCE.md there) and, for the cases those rows do not reach (Unicode 9.0 NFKC, ids to
+ * decode that encoding never produces, other Metaspace settings, merge order), values that tokenizers
+ * 0.23.2 (npm package, Tokenizer.fromFile / fromString) printed, quoted below where they are used.
+ * Bad input (invalid UTF-8, malformed tokenizer.json files) must give an error with a useful message. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "test.h"
+#include "tokenizer/tokenizer.h"
+#include "util/error.h"
+#include "util/file.h"
+
+#define TOKENIZER_JSON "tests/data/tokenizer/tokenizer.json"
+#define REFERENCE_JSONL "tests/data/tokenizer/reference_tokenizations.jsonl"
+
+static Tokenizer *kogpt2;
+
+/* ---- the reference rows ---- */
+
+typedef struct {
+    char *name;
+    char *text;             /* may hold NUL bytes ("ctrl_nul"), hence text_len */
+    size_t text_len;
+    int32_t *ids;
+    size_t n_ids;
+    cJSON *row;             /* tokens, decoded, decoded_skip_special */
+} RefRow;
+
+static RefRow *rows;
+static size_t n_rows;
+
+/* cJSON stops strings at "\u0000", so the text is unescaped here from the raw line. p points after the
+ * opening quote; returns a malloc'd buffer of *len bytes. */
+static char *json_string_bytes(const char *p, size_t *len) {
+    char *out = malloc(strlen(p) + 1);
+    size_t n = 0;
+    while (*p && *p != '"') {
+        if (*p != '\\') {
+            out[n++] = *p++;
+            continue;
+        }
+        p++;
+        char c = *p++;
+        if (c != 'u') {
+            out[n++] = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b' : c == 'f' ? '\f' : c;
+            continue;
+        }
+        unsigned cp = (unsigned)strtoul((char[5]){p[0], p[1], p[2], p[3], 0}, NULL, 16);
+        p += 4;
+        if (cp >= 0xD800 && cp < 0xDC00 && p[0] == '\\' && p[1] == 'u') {
+            unsigned lo = (unsigned)strtoul((char[5]){p[2], p[3], p[4], p[5], 0}, NULL, 16);
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            p += 6;
+        }
+        if (cp < 0x80) {
+            out[n++] = (char)cp;
+        } else if (cp < 0x800) {
+            out[n++] = (char)(0xC0 | cp >> 6);
+            out[n++] = (char)(0x80 | (cp & 63));
+        } else if (cp < 0x10000) {
+            out[n++] = (char)(0xE0 | cp >> 12);
+            out[n++] = (char)(0x80 | (cp >> 6 & 63));
+            out[n++] = (char)(0x80 | (cp & 63));
+        } else {
+            out[n++] = (char)(0xF0 | cp >> 18);
+            out[n++] = (char)(0x80 | (cp >> 12 & 63));
+            out[n++] = (char)(0x80 | (cp >> 6 & 63));
+            out[n++] = (char)(0x80 | (cp & 63));
+        }
+    }
+    *len = n;
+    return out;
+}
+
+static int load_rows(void) {
+    char *data;
+    size_t len;
+    if (file_read_all(REFERENCE_JSONL, &data, &len)) return -1;
+    size_t cap = 512;
+    rows = calloc(cap, sizeof *rows);
+    for (char *line = data, *next; line < data + len && *line; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : data + len;
+        if (nl) *nl = '\0';
+        if (n_rows == cap) rows = realloc(rows, (cap *= 2) * sizeof *rows);
+        RefRow *r = &rows[n_rows++];
+        r->row = cJSON_Parse(line);
+        const char *text = strstr(line, "\"text\":\"");
+        if (!r->row || !text) return -1;
+        r->name = cJSON_GetObjectItem(r->row, "case")->valuestring;
+        r->text = json_string_bytes(text + 8, &r->text_len);
+        const cJSON *ids = cJSON_GetObjectItem(r->row, "ids"), *id;
+        r->n_ids = (size_t)cJSON_GetArraySize(ids);
+        r->ids = malloc((r->n_ids + 1) * sizeof *r->ids);
+        size_t k = 0;
+        cJSON_ArrayForEach(id, ids) r->ids[k++] = (int32_t)id->valueint;
+    }
+    free(data);
+    return 0;
+}
+
+static void free_rows(void) {
+    for (size_t i = 0; i < n_rows; i++) {
+        free(rows[i].text);
+        free(rows[i].ids);
+        cJSON_Delete(rows[i].row);
+    }
+    free(rows);
+}
+
+static int same_ids(const IdVec *v, const int32_t *ids, size_t n) {
+    return v->len == n && (n == 0 || memcmp(v->data, ids, n * sizeof *ids) == 0);
+}
+
+static void test_reference_rows(void) {
+    CHECK_EQ_INT(n_rows, 363);
+    size_t ok = 0;
+    for (size_t i = 0; i < n_rows; i++) {
+        RefRow *r = &rows[i];
+        IdVec v = {0};
+        int rc = tokenizer_encode(kogpt2, r->text, r->text_len, 0, &v);
+        int good = rc == KN_OK && same_ids(&v, r->ids, r->n_ids);
+        if (good) {
+            const cJSON *tokens = cJSON_GetObjectItem(r->row, "tokens"), *t;
+            size_t k = 0;
+            cJSON_ArrayForEach(t, tokens) good &= tokenizer_token(kogpt2, r->ids[k++]) &&
+                                                  strcmp(tokenizer_token(kogpt2, r->ids[k - 1]), t->valuestring) == 0;
+        }
+        char *decoded = NULL, *decoded_skip = NULL;
+        if (tokenizer_decode(kogpt2, r->ids, r->n_ids, 0, &decoded) ||
+            tokenizer_decode(kogpt2, r->ids, r->n_ids, 1, &decoded_skip))
+            good = 0;
+        else
+            good &= strcmp(decoded, cJSON_GetObjectItem(r->row, "decoded")->valuestring) == 0 &&
+                    strcmp(decoded_skip, cJSON_GetObjectItem(r->row, "decoded_skip_special")->valuestring) == 0;
+        if (good) ok++;
+        else fprintf(stderr, "  reference row %zu (%s) differs (rc %d: %s)\n", i + 1, r->name, rc, rc ? kn_errmsg() : "");
+        free(decoded);
+        free(decoded_skip);
+        idvec_free(&v);
+    }
+    fprintf(stderr, "  reference rows: %zu/%zu identical\n", ok, n_rows);
+    CHECK_EQ_INT(ok, n_rows);
+}
+
+/* ---- KoGPT2's vocabulary ---- */
+
+static void test_model_card_example(void) {
+    /* SOURCE.md: the example of SKT's model card. */
+    const char *text = "안녕하세요. 한국어 GPT-2 입니다.😤:)l^o";
+    static const int32_t want[] = {25906, 8702, 7801, 25856, 34407, 10528, 422, 426, 18258, 9241, 12521, 254, 110, 162};
+    IdVec v = {0};
+    CHECK_OK(tokenizer_encode(kogpt2, text, strlen(text), 0, &v));
+    CHECK(same_ids(&v, want, sizeof want / sizeof want[0]));
+    CHECK_STR(tokenizer_token(kogpt2, v.data[0]), "▁안녕");
+    CHECK_STR(tokenizer_token(kogpt2, v.data[13]), "l^o");
+    char *back = NULL;
+    CHECK_OK(tokenizer_decode(kogpt2, v.data, v.len, 0, &back));
+    CHECK_STR(back, text);
+    free(back);
+    idvec_free(&v);
+}
+
+static void test_vocab(void) {
+    CHECK_EQ_INT(tokenizer_vocab_size(kogpt2), 51200);
+    CHECK_STR(tokenizer_token(kogpt2, 0), "<s>");
+    CHECK_STR(tokenizer_token(kogpt2, 1), "</s>");
+    CHECK_STR(tokenizer_token(kogpt2, 5), "<unk>");
+    CHECK_STR(tokenizer_token(kogpt2, 375), "\n");
+    CHECK_STR(tokenizer_token(kogpt2, 739), "▁");
+    CHECK(tokenizer_token(kogpt2, -1) == NULL);
+    CHECK(tokenizer_token(kogpt2, 51200) == NULL);
+    CHECK_EQ_INT(tokenizer_token_to_id(kogpt2, "▁안녕"), 25906);
+    CHECK_EQ_INT(tokenizer_token_to_id(kogpt2, "<unused99>"), 108);
+    CHECK_EQ_INT(tokenizer_token_to_id(kogpt2, "😤"), 254);
+    CHECK_EQ_INT(tokenizer_token_to_id(kogpt2, "<unused100>"), -1);
+    CHECK_EQ_INT(tokenizer_token_to_id(kogpt2, ""), -1);
+    /* Every id round-trips through its string. */
+    int round_trips = 0;
+    for (int32_t id = 0; id < 51200; id++) round_trips += tokenizer_token_to_id(kogpt2, tokenizer_token(kogpt2, id)) == id;
+    CHECK_EQ_INT(round_trips, 51200);
+    int specials = 0;
+    for (int32_t id = -2; id < 51202; id++) specials += tokenizer_is_special(kogpt2, id);
+    CHECK_EQ_INT(specials, 375);
+    CHECK(tokenizer_is_special(kogpt2, 374));
+    CHECK(!tokenizer_is_special(kogpt2, 375));
+}
+
+static void test_round_trip(void) {
+    /* Text that is NFKC already, starts with no space and holds no added token decodes to itself. */
+    static const char *const texts[] = {
+        "대한민국의 수도는 서울특별시이다.",
+        "1443년 훈민정음(訓民正音)을 창제하였다.\n둘째 줄  두 칸 띄어쓰기",
+        "KoGPT2는 SK텔레콤이 공개한 한국어 GPT-2 모델이다.",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        IdVec v = {0};
+        char *back = NULL;
+        CHECK_OK(tokenizer_encode(kogpt2, texts[i], strlen(texts[i]), 0, &v));
+        CHECK_OK(tokenizer_decode(kogpt2, v.data, v.len, 0, &back));
+        CHECK_STR(back, texts[i]);
+        free(back);
+        idvec_free(&v);
+    }
+    /* Appending: encode adds after what the vector holds. */
+    IdVec v = {0};
+    CHECK_OK(tokenizer_encode(kogpt2, "안녕", 6, 0, &v));
+    CHECK_OK(tokenizer_encode(kogpt2, "안녕", 6, 0, &v));
+    CHECK_EQ_INT(v.len, 2);
+    CHECK_EQ_INT(v.data[0], 25906);
+    CHECK_EQ_INT(v.data[1], 25906);
+    CHECK_OK(tokenizer_encode(kogpt2, "", 0, 0, &v));
+    CHECK_EQ_INT(v.len, 2);
+    CHECK_OK(tokenizer_encode(kogpt2, NULL, 0, 0, &v));
+    CHECK_EQ_INT(v.len, 2);
+    idvec_free(&v);
+}
+
+/* Outputs of tokenizers 0.23.2 that the reference rows do not reach. */
+static void test_beyond_reference_rows(void) {
+    static const struct {
+        const char *text;
+        int32_t ids[8];
+        size_t n;
+    } cases[] = {
+        /* Characters that Unicode 15.0 NFKC changes but tokenizers' Unicode 9.0 tables do not know:
+         * U+1FBF0 SEGMENTED DIGIT ZERO (13.0), U+32FF SQUARE ERA NAME REIWA (12.0), U+A7F2 MODIFIER
+         * LETTER CAPITAL C (14.0), and U+11930 after U+11935 (a 13.0 canonical composition). */
+        {"\xF0\x9F\xAF\xB0", {739, 5}, 2},
+        {"\xE3\x8B\xBF", {739, 5}, 2},
+        {"a\xEA\x9F\xB2" "b", {13612, 5, 440}, 3},
+        {"\xF0\x91\xA4\xB5\xF0\x91\xA4\xB0", {739, 5, 5}, 3},
+        /* ... while Unicode 9.0 characters next to them are still normalised: "①" -> "1", e + U+0301 -> é. */
+        {"\xE2\x91\xA0\xF0\x9F\xAF\xB0" "e\xCC\x81", {9020, 5, 498}, 3},
+        /* Leftmost-longest among overlapping emoticons: ":-)8<" (136) rather than ":-)" (109). */
+        {":-)8<:-)", {136, 109}, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        IdVec v = {0};
+        CHECK_OK(tokenizer_encode(kogpt2, cases[i].text, strlen(cases[i].text), 0, &v));
+        CHECK_MSG(same_ids(&v, cases[i].ids, cases[i].n), "case %zu: %zu ids, first %d", i, v.len, v.len ? v.data[0] : -1);
+        idvec_free(&v);
+    }
+    /* Decoding: only the first token loses its '▁' (a skipped special token is not counted as first). */
+    static const struct {
+        int32_t ids[4];
+        size_t n;
+        int skip;
+        const char *text;
+    } decodes[] = {
+        {{739, 739, 25906}, 3, 0, "  안녕"},
+        {{0, 739, 25906}, 3, 0, "<s>  안녕"},
+        {{0, 739, 25906}, 3, 1, " 안녕"},
+        {{375, 375}, 2, 0, "\n\n"},
+        {{0}, 0, 0, ""},
+    };
+    for (size_t i = 0; i < sizeof decodes / sizeof decodes[0]; i++) {
+        char *text = NULL;
+        CHECK_OK(tokenizer_decode(kogpt2, decodes[i].ids, decodes[i].n, decodes[i].skip, &text));
+        CHECK_STR(text, decodes[i].text);
+        free(text);
+    }
+}
+
+static void test_decode_out_of_range(void) {
+    static const int32_t ids[] = {25906, 51200};
+    char *text = (char *)"untouched";
+    CHECK_EQ_INT(tokenizer_decode(kogpt2, ids, 2, 0, &text), KN_EINVAL);
+    CHECK(text == NULL);
+    CHECK(strstr(kn_errmsg(), "ids[1]") && strstr(kn_errmsg(), "51200"));
+    static const int32_t negative[] = {-1};
+    CHECK_EQ_INT(tokenizer_decode(kogpt2, negative, 1, 1, &text), KN_EINVAL);
+    CHECK(strstr(kn_errmsg(), "ids[0]") && strstr(kn_errmsg(), "-1"));
+}
+
+/* ---- invalid UTF-8 ---- */
+
+static void test_invalid_utf8(void) {
+    /* Each text, the byte offset of its first bad byte, and the text Python's
+     * bytes.decode("utf-8", errors="replace") gives (one U+FFFD per maximal invalid subsequence). */
+    static const struct {
+        const char *what, *text;
+        size_t offset;
+        const char *replaced;
+    } cases[] = {
+        {"truncated sequence", "가나\xEB\x8B", 6, "가나\xEF\xBF\xBD"},
+        {"truncated then ASCII", "\xE2\x82" "a", 0, "\xEF\xBF\xBD" "a"},
+        {"overlong encoding", "a\xC0\xAF" "b", 1, "a\xEF\xBF\xBD\xEF\xBF\xBD" "b"},
+        {"overlong 3 bytes", "\xE0\x80\x80", 0, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+        {"surrogate encoding", "한\xED\xA0\x80글", 3, "한\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD글"},
+        {"stray continuation byte", "ab\x80" "cd", 2, "ab\xEF\xBF\xBD" "cd"},
+        {"0xFF", "\xFF", 0, "\xEF\xBF\xBD"},
+        {"above U+10FFFF", "\xF4\x90\x80\x80", 0, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+        {"truncated emoji before an emoji", "\xF0\x9F\x98\xF0\x9F\x98\x80", 0, "\xEF\xBF\xBD\xF0\x9F\x98\x80"},
+        {"bad byte after an added token", "</s>\xF5", 4, "</s>\xEF\xBF\xBD"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        IdVec v = {0};
+        CHECK_OK(tokenizer_encode(kogpt2, "앞", 3, 0, &v)); /* must stay as it is */
+        int rc = tokenizer_encode(kogpt2, cases[i].text, strlen(cases[i].text), 0, &v);
+        char want[64];
+        snprintf(want, sizeof want, "byte offset %zu", cases[i].offset);
+        CHECK_MSG(rc == KN_EFORMAT && strstr(kn_errmsg(), want), "%s: rc %d, \"%s\"", cases[i].what, rc, kn_errmsg());
+        CHECK_EQ_INT(v.len, 1);
+
+        IdVec replaced = {0}, expected = {0};
+        CHECK_OK(tokenizer_encode(kogpt2, cases[i].text, strlen(cases[i].text), TOKENIZER_REPLACE_INVALID_UTF8, &replaced));
+        CHECK_OK(tokenizer_encode(kogpt2, cases[i].replaced, strlen(cases[i].replaced), 0, &expected));
+        CHECK_MSG(replaced.len == expected.len && memcmp(replaced.data, expected.data, expected.len * 4) == 0, "%s",
+                  cases[i].what);
+        /* U+FFFD is not in the vocab: <unk>. */
+        int unks = 0;
+        for (size_t k = 0; k < replaced.len; k++) unks += replaced.data[k] == 5;
+        CHECK_MSG(unks > 0, "%s", cases[i].what);
+        idvec_free(&v);
+        idvec_free(&replaced);
+        idvec_free(&expected);
+    }
+}
+
+/* ---- many threads on one tokenizer ---- */
+
+typedef struct {
+    size_t first;
+    size_t mismatches;
+} ThreadJob;
+
+static void *encode_rows(void *arg) {
+    ThreadJob *job = arg;
+    for (size_t k = 0; k < n_rows; k++) {
+        const RefRow *r = &rows[(job->first + k) % n_rows];
+        IdVec v = {0};
+        if (tokenizer_encode(kogpt2, r->text, r->text_len, 0, &v) || !same_ids(&v, r->ids, r->n_ids)) job->mismatches++;
+        idvec_free(&v);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    enum { THREADS = 4 };
+    pthread_t threads[THREADS];
+    ThreadJob jobs[THREADS];
+    for (int t = 0; t < THREADS; t++) {
+        jobs[t] = (ThreadJob){(size_t)t * n_rows / THREADS, 0};
+        CHECK(pthread_create(&threads[t], NULL, encode_rows, &jobs[t]) == 0);
+    }
+    for (int t = 0; t < THREADS; t++) {
+        pthread_join(threads[t], NULL);
+        CHECK_EQ_INT(jobs[t].mismatches, 0);
+    }
+}
+
+int main(void) {
+    if (tokenizer_load(&kogpt2, TOKENIZER_JSON)) {
+        fprintf(stderr, "cannot load %s: %s\n", TOKENIZER_JSON, kn_errmsg());
+        return 1;
+    }
+    if (load_rows()) {
+        fprintf(stderr, "cannot read %s\n", REFERENCE_JSONL);
+        return 1;
+    }
+    RUN(test_reference_rows);
+    RUN(test_model_card_example);
+    RUN(test_vocab);
+    RUN(test_round_trip);
+    RUN(test_beyond_reference_rows);
+    RUN(test_decode_out_of_range);
+    RUN(test_invalid_utf8);
+    RUN(test_threads);
+    free_rows();
+    tokenizer_free(kogpt2);
+    return TEST_EXIT();
+}

@@ -242,6 +242,11 @@ static void test_beyond_reference_rows(void) {
         {"\xF0\x91\xA4\xB5\xF0\x91\xA4\xB0", {739, 5, 5}, 3},
         /* ... while Unicode 9.0 characters next to them are still normalised: "①" -> "1", e + U+0301 -> é. */
         {"\xE2\x91\xA0\xF0\x9F\xAF\xB0" "e\xCC\x81", {9020, 5, 498}, 3},
+        /* U+11A7 is no trailing consonant: it stays after "서" (utf8proc 2.8 alone would drop it), while
+         * U+11A8 after "가" composes into "각"; conjoining L V U+11A7 gives "가" and the U+11A7. */
+        {"서\xE1\x86\xA7", {9071, 5}, 2},
+        {"가\xE1\x86\xA8", {9188}, 1},
+        {"\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA7", {9028, 5}, 2},
         /* Leftmost-longest among overlapping emoticons: ":-)8<" (136) rather than ":-)" (109). */
         {":-)8<:-)", {136, 109}, 2},
     };

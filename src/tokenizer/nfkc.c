@@ -5,7 +5,7 @@
  * is cut before every stable starter; a chunk that is a single stable starter is copied, and only the
  * other chunks (a starter with the combining marks or jamo after it, a compatibility character, ...)
  * go through utf8proc. The same argument cuts around post-9.0 characters, which Unicode 9.0 sees as
- * unassigned starters that neither decompose nor compose. */
+ * unassigned starters that neither decompose nor compose, and around U+11A7 (see passes_through()). */
 #include "tokenizer/nfkc.h"
 
 #include <assert.h>
@@ -44,8 +44,13 @@ static int normalize_with_utf8proc(ByteBuf *out, const char *s, size_t len) {
     return rc;
 }
 
-/* A chunk that is not one stable starter: post-9.0 characters are copied, the runs between them are
- * normalised on their own. */
+/* Characters copied as they are, with the text on either side normalised on its own: the post-9.0 ones,
+ * and U+11A7, which composes with nothing, but which utf8proc 2.8 wrongly "composes" with a preceding LV
+ * syllable (its Hangul rule accepts a trailing-jamo index of 0), dropping it. */
+static int passes_through(uint32_t cp) { return cp == 0x11A7 || nfkc_is_post9(cp); }
+
+/* A chunk that is not one stable starter: characters that pass through are copied, the runs between
+ * them are normalised on their own. */
 static int normalize_chunk(ByteBuf *out, const char *s, size_t len) {
     const uint8_t *u = (const uint8_t *)s;
     size_t run = 0, i = 0;
@@ -54,7 +59,7 @@ static int normalize_chunk(ByteBuf *out, const char *s, size_t len) {
         uint32_t cp;
         size_t n = utf8_decode(u + i, len - i, &cp);
         assert(n > 0);
-        if (nfkc_is_post9(cp)) {
+        if (passes_through(cp)) {
             if (i > run) rc = normalize_with_utf8proc(out, s + run, i - run);
             if (rc == KN_OK) rc = bytebuf_append(out, s + i, n);
             run = i + n;

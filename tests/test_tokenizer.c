@@ -333,6 +333,261 @@ static void test_invalid_utf8(void) {
     }
 }
 
+/* ---- a small tokenizer.json, and broken ones ---- */
+
+/* Vocab and merges small enough to follow by hand. Merge ranks: a+▁ 0, b+c 1, a+b 2, ▁+a 3, a+bc 4, a+a 5. */
+#define MINI_VOCAB "{\"<unk>\":0,\"▁\":1,\"a\":2,\"b\":3,\"c\":4,\"ab\":5,\"bc\":6,\"▁a\":7,\"abc\":8,\"aa\":9,\"a▁\":10}"
+#define MINI_MERGES "[\"a ▁\",\"b c\",\"a b\",\"▁ a\",\"a bc\",\"a a\"]"
+#define MINI_MODEL_WITH(type, vocab, merges)                                                                 \
+    "{\"type\":\"" type "\",\"dropout\":null,\"unk_token\":\"<unk>\",\"continuing_subword_prefix\":null,"      \
+    "\"end_of_word_suffix\":null,\"fuse_unk\":false,\"byte_fallback\":false,\"vocab\":" vocab ",\"merges\":" merges "}"
+#define MINI_MODEL MINI_MODEL_WITH("BPE", MINI_VOCAB, MINI_MERGES)
+#define ADDED(id, content, special, extra)                                                                    \
+    "{\"id\":" #id ",\"content\":\"" content "\",\"single_word\":false,\"lstrip\":false,\"rstrip\":false,"   \
+    "\"normalized\":false,\"special\":" special extra "}"
+/* <x> is outside the vocab (which ends at 10): tokenizers gives it the next id, 11. */
+#define MINI_ADDED "[" ADDED(0, "<unk>", "true", "") "," ADDED(11, "<x>", "false", "") "]"
+#define METASPACE(options) "{\"type\":\"Metaspace\",\"replacement\":\"▁\"" options "}"
+#define MINI_PRE METASPACE(",\"add_prefix_space\":true")
+
+typedef struct {
+    const char *added, *normalizer, *pre, *decoder, *model;     /* NULL: the MINI_ default */
+    const char *truncation;                                     /* NULL: null */
+} MiniParts;
+
+static char temp_dir[64];
+
+/* Writes a tokenizer.json made of parts into the temp folder; returns its path (static buffer). */
+static const char *write_mini(const char *name, MiniParts p) {
+    static char path[160];
+    static char json[4096];
+    snprintf(json, sizeof json,
+             "{\"version\":\"1.0\",\"truncation\":%s,\"padding\":null,\"added_tokens\":%s,\"normalizer\":%s,"
+             "\"pre_tokenizer\":%s,\"post_processor\":null,\"decoder\":%s,\"model\":%s}",
+             p.truncation ? p.truncation : "null", p.added ? p.added : MINI_ADDED, p.normalizer ? p.normalizer : "{\"type\":\"NFKC\"}",
+             p.pre ? p.pre : MINI_PRE, p.decoder ? p.decoder : MINI_PRE, p.model ? p.model : MINI_MODEL);
+    snprintf(path, sizeof path, "%s/%s.json", temp_dir, name);
+    if (file_write_atomic(path, json, strlen(json))) fprintf(stderr, "cannot write %s: %s\n", path, kn_errmsg());
+    return path;
+}
+
+static const char *write_raw(const char *name, const char *data, size_t len) {
+    static char path[160];
+    snprintf(path, sizeof path, "%s/%s.json", temp_dir, name);
+    if (file_write_atomic(path, data, len)) fprintf(stderr, "cannot write %s: %s\n", path, kn_errmsg());
+    return path;
+}
+
+static void check_encodes(const Tokenizer *tk, const char *what, const char *text, const int32_t *want, size_t n) {
+    IdVec v = {0};
+    int rc = tokenizer_encode(tk, text, strlen(text), 0, &v);
+    CHECK_MSG(rc == KN_OK && same_ids(&v, want, n), "%s: \"%s\" gives %zu ids (%d %d %d ...)", what, text, v.len,
+              v.len > 0 ? v.data[0] : -1, v.len > 1 ? v.data[1] : -1, v.len > 2 ? v.data[2] : -1);
+    idvec_free(&v);
+}
+
+static void check_decodes(const Tokenizer *tk, const char *what, const int32_t *ids, size_t n, int skip, const char *want) {
+    char *text = NULL;
+    int rc = tokenizer_decode(tk, ids, n, skip, &text);
+    CHECK_MSG(rc == KN_OK && strcmp(text, want) == 0, "%s: decode gives \"%s\", want \"%s\"", what, text ? text : "",
+              want);
+    free(text);
+}
+
+#define IDS(...) ((const int32_t[]){__VA_ARGS__}), sizeof((const int32_t[]){__VA_ARGS__}) / sizeof(int32_t)
+
+/* Each expected value below was also printed by tokenizers 0.23.2 for the same tokenizer.json. */
+static void test_mini_bpe(void) {
+    Tokenizer *tk;
+    CHECK_OK(tokenizer_load(&tk, write_mini("mini", (MiniParts){0})));
+    CHECK_EQ_INT(tokenizer_vocab_size(tk), 12);
+    CHECK_STR(tokenizer_token(tk, 11), "<x>");
+    CHECK_EQ_INT(tokenizer_token_to_id(tk, "<x>"), 11);
+    CHECK(tokenizer_is_special(tk, 0) && !tokenizer_is_special(tk, 11));
+    /* "▁abc": b+c (rank 1) first, so a+b (rank 2) is gone; then ▁+a (3); a+bc (4) no longer applies. */
+    check_encodes(tk, "rank order", "abc", IDS(7, 6));
+    /* "▁baaa": two a+a candidates of equal rank; the leftmost wins. */
+    check_encodes(tk, "leftmost first", "baaa", IDS(1, 3, 9, 2));
+    check_encodes(tk, "unknown character", "xa", IDS(1, 0, 2));
+    check_encodes(tk, "added token outside the vocab", "a<x>a", IDS(7, 11, 7));
+    check_encodes(tk, "split at every ▁", "a a", IDS(7, 7));
+    check_encodes(tk, "leading space", " a", IDS(7));
+    check_decodes(tk, "skip_special keeps non-special", IDS(7, 11, 2), 1, "a<x>a");
+    check_decodes(tk, "skip_special drops special", IDS(7, 0, 2), 1, "aa");
+    /* The first token loses every ▁ it has, not only a leading one. */
+    check_decodes(tk, "first token", IDS(10, 10), 0, "aa ");
+    tokenizer_free(tk);
+
+    /* Merges as ["left", "right"] pairs, and with a "#version" line, rank the same. */
+    static const char *const variants[] = {
+        "[[\"a\",\"▁\"],[\"b\",\"c\"],[\"a\",\"b\"],[\"▁\",\"a\"],[\"a\",\"bc\"],[\"a\",\"a\"]]",
+        "[\"#version: 0.2\",\"a ▁\",\"b c\",\"a b\",\"▁ a\",\"a bc\",\"a a\"]",
+    };
+    char model[1024];
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(model, sizeof model, MINI_MODEL_WITH("BPE", MINI_VOCAB, "%s"), variants[i]);
+        CHECK_OK(tokenizer_load(&tk, write_mini("merges", (MiniParts){.model = model})));
+        check_encodes(tk, variants[i], "abc", IDS(7, 6));
+        check_encodes(tk, variants[i], "baaa", IDS(1, 3, 9, 2));
+        tokenizer_free(tk);
+    }
+    /* A pair listed twice keeps its later rank: b+c now comes after a+b. */
+    snprintf(model, sizeof model, MINI_MODEL_WITH("BPE", MINI_VOCAB, "%s"),
+             "[\"a ▁\",\"b c\",\"a b\",\"▁ a\",\"a bc\",\"a a\",\"b c\"]");
+    CHECK_OK(tokenizer_load(&tk, write_mini("dup_merge", (MiniParts){.model = model})));
+    check_encodes(tk, "repeated merge", "abc", IDS(1, 5, 4));
+    tokenizer_free(tk);
+}
+
+static void test_mini_metaspace(void) {
+    Tokenizer *tk;
+    /* prepend_scheme "first": only a piece at the start of the text gets its ▁. */
+    const char *first = METASPACE(",\"prepend_scheme\":\"first\",\"split\":true");
+    CHECK_OK(tokenizer_load(&tk, write_mini("first", (MiniParts){.pre = first, .decoder = first})));
+    check_encodes(tk, "first", "a<x>a", IDS(7, 11, 2));
+    check_encodes(tk, "first", "abc", IDS(7, 6));
+    tokenizer_free(tk);
+    /* "never": no ▁ is prepended, and the decoder keeps the first token's ▁ as a space. */
+    const char *never = METASPACE(",\"prepend_scheme\":\"never\"");
+    CHECK_OK(tokenizer_load(&tk, write_mini("never", (MiniParts){.pre = never, .decoder = never})));
+    check_encodes(tk, "never", "abc", IDS(8));
+    check_encodes(tk, "never", "a<x>a", IDS(2, 11, 2));
+    check_encodes(tk, "never", "a a", IDS(2, 7));
+    check_decodes(tk, "never", IDS(1, 7), 0, "  a");
+    tokenizer_free(tk);
+    /* split false: the piece is one word, so a+▁ (rank 0) can merge across the space. */
+    const char *whole = METASPACE(",\"prepend_scheme\":\"always\",\"split\":false");
+    CHECK_OK(tokenizer_load(&tk, write_mini("nosplit", (MiniParts){.pre = whole, .decoder = whole})));
+    check_encodes(tk, "no split", "a a", IDS(1, 10, 2));
+    check_encodes(tk, "no split", "ab a", IDS(1, 5, 7));
+    tokenizer_free(tk);
+    /* A Sequence of no-op BertNormalizers around NFKC, and a Sequence holding the Metaspace. */
+    CHECK_OK(tokenizer_load(&tk, write_mini("sequences", (MiniParts){
+        .normalizer = "{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"NFKC\"},{\"type\":\"BertNormalizer\","
+                      "\"clean_text\":false,\"handle_chinese_chars\":false,\"strip_accents\":null,\"lowercase\":false}]}",
+        .pre = "{\"type\":\"Sequence\",\"pretokenizers\":[" MINI_PRE "]}"})));
+    check_encodes(tk, "sequences", "\xEF\xBD\x81" "bc", IDS(7, 6)); /* full-width ａ is NFKC "a" */
+    tokenizer_free(tk);
+}
+
+typedef struct {
+    const char *name;
+    MiniParts parts;
+    const char *raw;        /* the whole file instead of parts, when not NULL */
+    size_t raw_len;         /* 0: strlen(raw) */
+    const char *message;    /* what the error message must say */
+} BadFile;
+
+static void test_malformed_files(void) {
+    char valid[4096];
+    snprintf(valid, sizeof valid, "%s", write_mini("valid", (MiniParts){0}));
+    char *valid_json;
+    size_t valid_len;
+    CHECK_OK(file_read_all(valid, &valid_json, &valid_len));
+    static char with_nul[4200];
+    memcpy(with_nul, valid_json, valid_len);
+    memcpy(with_nul + valid_len, "\0{}", 3);
+    const char *vocab_dup = "{\"<unk>\":0,\"▁\":1,\"a\":1}";
+    const char *vocab_gap = "{\"<unk>\":0,\"▁\":1,\"a\":5}";
+    const char *vocab_frac = "{\"<unk>\":0,\"▁\":1,\"a\":1.5}";
+    const char *vocab_bad_utf8 = "{\"<unk>\":0,\"\xFF\":1}";
+    const BadFile cases[] = {
+        {"not_json", {0}, "this is not JSON", 0, "not valid JSON"},
+        {"truncated_json", {0}, valid_json, valid_len / 2, "not valid JSON"},
+        {"empty", {0}, "", 0, "not valid JSON"},
+        {"trailing_garbage", {0}, "{\"model\":{}} }", 0, "not valid JSON"},
+        {"nul_byte", {0}, with_nul, valid_len + 3, "not valid JSON"},
+        {"not_an_object", {0}, "[1, 2, 3]", 0, "not a JSON object"},
+        {"missing_model", {0}, "{\"version\":\"1.0\",\"added_tokens\":[]}", 0, "no \"model\""},
+        {"vocab_not_object", {.model = MINI_MODEL_WITH("BPE", "[\"a\",\"b\"]", MINI_MERGES)}, NULL, 0,
+         "model.vocab is missing or not an object"},
+        {"merge_unknown_token", {.model = MINI_MODEL_WITH("BPE", MINI_VOCAB, "[\"a z\"]")}, NULL, 0,
+         "model.merges[0] names the token \"z\", which is not in the vocab"},
+        {"merge_without_space", {.model = MINI_MODEL_WITH("BPE", MINI_VOCAB, "[\"a b\",\"ab\"]")}, NULL, 0,
+         "model.merges[1] \"ab\" is not two tokens separated by one space"},
+        {"merge_two_spaces", {.model = MINI_MODEL_WITH("BPE", MINI_VOCAB, "[\"a b c\"]")}, NULL, 0,
+         "is not two tokens separated by one space"},
+        {"merge_result_unknown", {.model = MINI_MODEL_WITH("BPE", MINI_VOCAB, "[\"c a\"]")}, NULL, 0,
+         "model.merges[0] makes \"ca\", which is not in the vocab"},
+        {"merges_not_array", {.model = MINI_MODEL_WITH("BPE", MINI_VOCAB, "\"a b\"")}, NULL, 0,
+         "model.merges is missing or not an array"},
+        {"duplicate_ids", {.added = "[]", .model = NULL}, NULL, 0, "gives id 1 to both \"▁\" and \"a\""},
+        {"id_out_of_range", {.added = "[]"}, NULL, 0, "model.vocab[\"a\"] is not an id in [0, 3)"},
+        {"fractional_id", {.added = "[]"}, NULL, 0, "model.vocab[\"a\"] is not an id in [0, 3)"},
+        {"token_not_utf8", {.added = "[]"}, NULL, 0, "model.vocab token of id 1 is not valid UTF-8"},
+        {"added_id_disagrees", {.added = "[" ADDED(3, "<unk>", "true", "") "]"}, NULL, 0,
+         "added_tokens[0] \"<unk>\" has id 3 but the vocab gives it id 0"},
+        {"added_id_not_next", {.added = "[" ADDED(20, "<x>", "true", "") "]"}, NULL, 0,
+         "added_tokens[0] \"<x>\" is not in the vocab and has id 20, not the next free id 11"},
+        {"added_twice", {.added = "[" ADDED(0, "<unk>", "true", "") "," ADDED(0, "<unk>", "true", "") "]"}, NULL, 0,
+         "added_tokens[1] \"<unk>\" is listed twice"},
+        {"added_lstrip", {.added = "[{\"id\":0,\"content\":\"<unk>\",\"lstrip\":true,\"special\":true}]"}, NULL, 0,
+         "added_tokens[0] with lstrip = true is not supported"},
+        {"added_normalized", {.added = "[{\"id\":0,\"content\":\"<unk>\",\"normalized\":true}]"}, NULL, 0,
+         "added_tokens[0] with normalized = true is not supported"},
+        {"added_no_content", {.added = "[{\"id\":0,\"content\":\"\"}]"}, NULL, 0, "added_tokens[0] has no content"},
+        {"model_wordpiece", {.model = MINI_MODEL_WITH("WordPiece", MINI_VOCAB, MINI_MERGES)}, NULL, 0,
+         "model type WordPiece is not supported (only BPE)"},
+        {"model_without_type", {.model = "{\"vocab\":" MINI_VOCAB ",\"merges\":[]}"}, NULL, 0, "model has no \"type\""},
+        {"byte_fallback", {.model = "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"byte_fallback\":true,\"vocab\":" MINI_VOCAB
+                                    ",\"merges\":[]}"}, NULL, 0, "model.byte_fallback is set, which is not supported"},
+        {"dropout", {.model = "{\"type\":\"BPE\",\"unk_token\":\"<unk>\",\"dropout\":0.1,\"vocab\":" MINI_VOCAB
+                              ",\"merges\":[]}"}, NULL, 0, "model.dropout is set, which is not supported"},
+        {"unk_not_in_vocab", {.added = "[]", .model = "{\"type\":\"BPE\",\"unk_token\":\"<oov>\",\"vocab\":" MINI_VOCAB
+                                                      ",\"merges\":[]}"}, NULL, 0,
+         "model.unk_token \"<oov>\" is not in the vocab"},
+        {"unk_null", {.model = "{\"type\":\"BPE\",\"unk_token\":null,\"vocab\":" MINI_VOCAB ",\"merges\":[]}"}, NULL, 0,
+         "model.unk_token is missing"},
+        {"pre_tokenizer_bytelevel", {.pre = "{\"type\":\"ByteLevel\",\"add_prefix_space\":false}"}, NULL, 0,
+         "pre_tokenizer type ByteLevel is not supported (only Metaspace)"},
+        {"pre_tokenizer_two", {.pre = "{\"type\":\"Sequence\",\"pretokenizers\":[" MINI_PRE "," MINI_PRE "]}"}, NULL, 0,
+         "pre_tokenizer Sequence must hold exactly one Metaspace"},
+        {"pre_tokenizer_null", {.pre = "null"}, NULL, 0, "pre_tokenizer is null; only Metaspace is supported"},
+        {"replacement_two_chars", {.pre = "{\"type\":\"Metaspace\",\"replacement\":\"__\"}"}, NULL, 0,
+         "pre_tokenizer Metaspace replacement is not one character"},
+        {"prefix_contradiction", {.pre = METASPACE(",\"add_prefix_space\":false,\"prepend_scheme\":\"always\"")}, NULL, 0,
+         "add_prefix_space false contradicts its prepend_scheme"},
+        {"normalizer_lowercase", {.normalizer = "{\"type\":\"Lowercase\"}"}, NULL, 0,
+         "normalizer type Lowercase is not supported (only NFKC)"},
+        {"bert_lowercase", {.normalizer = "{\"type\":\"BertNormalizer\",\"clean_text\":false,\"handle_chinese_chars\":"
+                                          "false,\"strip_accents\":null,\"lowercase\":true}"}, NULL, 0,
+         "normalizer BertNormalizer with lowercase not false is not supported"},
+        {"decoder_bytelevel", {.decoder = "{\"type\":\"ByteLevel\"}"}, NULL, 0,
+         "decoder type ByteLevel is not supported (only Metaspace)"},
+        {"truncation", {.truncation = "{\"max_length\":512}"}, NULL, 0, "truncation is set"},
+    };
+    /* The vocab cases need their own models. */
+    char models[4][512];
+    const char *vocabs[4] = {vocab_dup, vocab_gap, vocab_frac, vocab_bad_utf8};
+    for (int i = 0; i < 4; i++) snprintf(models[i], sizeof models[i], MINI_MODEL_WITH("BPE", "%s", "[]"), vocabs[i]);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        BadFile c = cases[i];
+        if (strcmp(c.name, "duplicate_ids") == 0) c.parts.model = models[0];
+        if (strcmp(c.name, "id_out_of_range") == 0) c.parts.model = models[1];
+        if (strcmp(c.name, "fractional_id") == 0) c.parts.model = models[2];
+        if (strcmp(c.name, "token_not_utf8") == 0) c.parts.model = models[3];
+        char path[160];
+        snprintf(path, sizeof path, "%s",
+                 c.raw ? write_raw(c.name, c.raw, c.raw_len ? c.raw_len : strlen(c.raw)) : write_mini(c.name, c.parts));
+        Tokenizer *tk = (Tokenizer *)&tk;
+        int rc = tokenizer_load(&tk, path);
+        const char *msg = kn_errmsg();
+        if (getenv("SHOW_MESSAGES")) fprintf(stderr, "    %s\n", msg);
+        CHECK_MSG(rc == KN_EFORMAT && tk == NULL, "%s: rc %d", c.name, rc);
+        CHECK_MSG(strncmp(msg, path, strlen(path)) == 0 && strstr(msg, c.message) && !strchr(msg, '\n'),
+                  "%s: message \"%s\" should name the file and say \"%s\"", c.name, msg, c.message);
+        if (rc == KN_OK) tokenizer_free(tk);
+        unlink(path);
+    }
+    Tokenizer *tk;
+    char missing[160];
+    snprintf(missing, sizeof missing, "%s/no_such_file.json", temp_dir);
+    CHECK_EQ_INT(tokenizer_load(&tk, missing), KN_ENOTFOUND);
+    CHECK(strstr(kn_errmsg(), missing) != NULL);
+    free(valid_json);
+    unlink(valid);
+}
+
 /* ---- many threads on one tokenizer ---- */
 
 typedef struct {
@@ -382,6 +637,21 @@ int main(void) {
     RUN(test_decode_out_of_range);
     RUN(test_invalid_utf8);
     RUN(test_threads);
+    snprintf(temp_dir, sizeof temp_dir, "/tmp/test_tokenizer.XXXXXX");
+    if (!mkdtemp(temp_dir)) {
+        fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+        return 1;
+    }
+    RUN(test_mini_bpe);
+    RUN(test_mini_metaspace);
+    RUN(test_malformed_files);
+    const char *left[] = {"mini", "merges", "dup_merge", "first", "never", "nosplit", "sequences"};
+    for (size_t i = 0; i < sizeof left / sizeof left[0]; i++) {
+        char path[160];
+        snprintf(path, sizeof path, "%s/%s.json", temp_dir, left[i]);
+        unlink(path);
+    }
+    if (rmdir(temp_dir)) fprintf(stderr, "rmdir %s: %s\n", temp_dir, strerror(errno));
     free_rows();
     tokenizer_free(kogpt2);
     return TEST_EXIT();

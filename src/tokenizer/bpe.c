@@ -18,10 +18,24 @@
 #include "tokenizer/utf8.h"
 #include "util/error.h"
 
-/* Words up to this many bytes are cached (a Korean word with its '▁' is ~10-20 bytes). */
-#define CACHE_MAX_WORD 64
-#define CACHE_SLOTS (1u << 17)
-#define CACHE_PROBES 4
+/* The word cache: one 64-byte line per word, so that a lookup costs one cache miss. A line is written
+ * once (EMPTY -> WRITING -> READY) and never changes after; readers only read READY lines, which makes
+ * it lock-free and race-free. When both lines of a word's bucket are taken the word is not cached:
+ * words met early (the frequent ones, mostly) stay. */
+#define CACHE_LINES (1u << 16)  /* 4 MiB */
+#define CACHE_WORD_MAX 28
+#define CACHE_IDS_MAX 7
+enum { CACHE_EMPTY, CACHE_WRITING, CACHE_READY };
+
+typedef struct {
+    _Atomic uint32_t state;
+    uint8_t word_len, n_ids;
+    uint16_t tag;               /* bits of the hash not used to pick the bucket */
+    int32_t ids[CACHE_IDS_MAX];
+    char word[CACHE_WORD_MAX];
+} CacheLine;
+
+_Static_assert(sizeof(CacheLine) == 64, "a cache entry is one cache line");
 
 typedef struct {
     uint64_t pair;      /* left id << 32 | right id; EMPTY_PAIR when the slot is free */
@@ -31,18 +45,15 @@ typedef struct {
 
 #define EMPTY_PAIR UINT64_MAX
 
-typedef struct CacheEntry {
-    uint64_t hash;
-    uint32_t word_len;
-    uint32_t n_ids;
-    int32_t ids[];      /* n_ids ids, then the word_len bytes of the word */
-} CacheEntry;
-
 struct BpeSymbol {
     int32_t id;
-    int32_t prev, next; /* neighbours among the live symbols, -1 at the ends */
-    uint32_t len;       /* bytes of the word it covers; 0 once merged into its left neighbour */
+    int32_t prev, next;         /* neighbours among the live symbols, -1 at the ends */
+    uint32_t len;               /* bytes of the word it covers; 0 once merged into its left neighbour */
+    const MergeSlot *merge;     /* merge_by_scan(): the merge of this symbol and the next, or NULL */
 };
+
+/* Words of up to this many characters are merged by scanning, longer ones with a heap. */
+#define SCAN_MAX_SYMBOLS 48
 
 struct Bpe {
     int32_t n_vocab;
@@ -54,7 +65,7 @@ struct Bpe {
     size_t merge_mask;
     int32_t *bmp_ids;           /* [0x10000]: id of the one-character token U+0000..U+FFFF, or -1 */
     int32_t unk_id;
-    _Atomic(CacheEntry *) *cache;   /* [CACHE_SLOTS] */
+    CacheLine *cache;           /* [CACHE_LINES], 64-byte aligned */
 };
 
 /* ---- vocabulary ---- */
@@ -316,10 +327,10 @@ int bpe_from_json(Bpe **out, const cJSON *model, const char *path) {
                           utf8_quote(quoted, sizeof quoted, unk->valuestring));
     }
     if (rc == KN_OK) {
-        bpe->cache = malloc(CACHE_SLOTS * sizeof *bpe->cache);
+        bpe->cache = aligned_alloc(64, CACHE_LINES * sizeof *bpe->cache);
         if (!bpe->cache) rc = kn_error(KN_ENOMEM, "%s: out of memory", path);
         else
-            for (size_t i = 0; i < CACHE_SLOTS; i++) atomic_init(&bpe->cache[i], NULL);
+            for (size_t i = 0; i < CACHE_LINES; i++) atomic_init(&bpe->cache[i].state, CACHE_EMPTY);
     }
     if (rc) {
         bpe_free(bpe);
@@ -331,8 +342,6 @@ int bpe_from_json(Bpe **out, const cJSON *model, const char *path) {
 
 void bpe_free(Bpe *bpe) {
     if (!bpe) return;
-    if (bpe->cache)
-        for (size_t i = 0; i < CACHE_SLOTS; i++) free(atomic_load_explicit(&bpe->cache[i], memory_order_relaxed));
     free(bpe->cache);
     free(bpe->strings);
     free(bpe->offsets);
@@ -344,35 +353,39 @@ void bpe_free(Bpe *bpe) {
 
 /* ---- the word cache ---- */
 
-static const char *entry_word(const CacheEntry *e) { return (const char *)(e->ids + e->n_ids); }
+/* The two lines of the bucket of a word's hash. */
+static CacheLine *cache_bucket(const Bpe *bpe, uint64_t hash) { return &bpe->cache[hash & (CACHE_LINES - 2)]; }
 
-static const CacheEntry *cache_find(const Bpe *bpe, const char *word, size_t len, uint64_t hash) {
-    for (size_t k = 0; k < CACHE_PROBES; k++) {
-        const CacheEntry *e = atomic_load_explicit(&bpe->cache[(hash + k) & (CACHE_SLOTS - 1)], memory_order_acquire);
-        if (!e) return NULL;
-        if (e->hash == hash && e->word_len == len && memcmp(entry_word(e), word, len) == 0) return e;
+static uint16_t cache_tag(uint64_t hash) { return (uint16_t)(hash >> 48); }
+
+static const CacheLine *cache_find(const Bpe *bpe, const char *word, size_t len, uint64_t hash) {
+    const CacheLine *bucket = cache_bucket(bpe, hash);
+    for (int k = 0; k < 2; k++) {
+        const CacheLine *line = &bucket[k];
+        if (atomic_load_explicit(&line->state, memory_order_acquire) == CACHE_READY && line->tag == cache_tag(hash) &&
+            line->word_len == len && memcmp(line->word, word, len) == 0)
+            return line;
     }
     return NULL;
 }
 
-/* Best effort: when the probed slots are taken (or memory is short) the word is simply not cached. */
 static void cache_add(const Bpe *bpe, const char *word, size_t len, uint64_t hash, const int32_t *ids, size_t n_ids) {
-    CacheEntry *e = malloc(sizeof *e + n_ids * sizeof *ids + len);
-    if (!e) return;
-    e->hash = hash;
-    e->word_len = (uint32_t)len;
-    e->n_ids = (uint32_t)n_ids;
-    memcpy(e->ids, ids, n_ids * sizeof *ids);
-    memcpy((char *)entry_word(e), word, len);
-    for (size_t k = 0; k < CACHE_PROBES; k++) {
-        CacheEntry *expected = NULL;
-        _Atomic(CacheEntry *) *slot = &bpe->cache[(hash + k) & (CACHE_SLOTS - 1)];
-        if (atomic_compare_exchange_strong_explicit(slot, &expected, e, memory_order_release, memory_order_acquire))
-            return;
-        if (expected->hash == hash && expected->word_len == len && memcmp(entry_word(expected), word, len) == 0)
-            break; /* another thread cached the same word */
+    if (len > CACHE_WORD_MAX || n_ids > CACHE_IDS_MAX) return;
+    CacheLine *bucket = cache_bucket(bpe, hash);
+    for (int k = 0; k < 2; k++) {
+        CacheLine *line = &bucket[k];
+        uint32_t expected = CACHE_EMPTY;
+        if (!atomic_compare_exchange_strong_explicit(&line->state, &expected, CACHE_WRITING, memory_order_acquire,
+                                                     memory_order_relaxed))
+            continue;
+        line->word_len = (uint8_t)len;
+        line->n_ids = (uint8_t)n_ids;
+        line->tag = cache_tag(hash);
+        memcpy(line->ids, ids, n_ids * sizeof *ids);
+        memcpy(line->word, word, len);
+        atomic_store_explicit(&line->state, CACHE_READY, memory_order_release);
+        return;
     }
-    free(e);
 }
 
 /* ---- encoding ---- */
@@ -432,36 +445,8 @@ static int reserve_scratch(BpeScratch *sc, size_t n) {
     return KN_OK;
 }
 
-int bpe_encode_word(const Bpe *bpe, const char *word, size_t len, IdVec *out, BpeScratch *sc) {
-    assert(len > 0);
-    uint64_t hash = 0;
-    if (len <= CACHE_MAX_WORD) {
-        hash = hash_bytes(word, len);
-        const CacheEntry *hit = cache_find(bpe, word, len, hash);
-        if (hit) {
-            int rc = idvec_reserve(out, hit->n_ids);
-            if (rc) return rc;
-            memcpy(out->data + out->len, hit->ids, hit->n_ids * sizeof *hit->ids);
-            out->len += hit->n_ids;
-            return KN_OK;
-        }
-    }
-    if (len > INT32_MAX) return kn_error(KN_EINVAL, "bpe: a word of %zu bytes is too long", len);
-    int rc = reserve_scratch(sc, len);
-    if (rc) return rc;
-    struct BpeSymbol *sym = sc->symbols;
-    int32_t n = 0;
-    for (size_t i = 0; i < len;) {
-        uint32_t cp;
-        size_t clen = utf8_decode((const uint8_t *)word + i, len - i, &cp);
-        assert(clen > 0);
-        sym[n] = (struct BpeSymbol){char_id(bpe, word + i, clen, cp), n - 1, n + 1, (uint32_t)clen};
-        n++;
-        i += clen;
-    }
-    sym[n - 1].next = -1;
-
-    uint64_t *heap = sc->heap;
+/* Merging with a heap of candidates, as tokenizers' Word::merge_all does: O(n log n) for long words. */
+static void merge_by_heap(const Bpe *bpe, struct BpeSymbol *sym, int32_t n, uint64_t *heap) {
     size_t heap_len = 0;
     for (int32_t i = 0; i + 1 < n; i++) {
         const MergeSlot *m = find_merge(bpe, sym[i].id, sym[i + 1].id);
@@ -487,12 +472,68 @@ int bpe_encode_word(const Bpe *bpe, const char *word, size_t len, IdVec *out, Bp
         if (next >= 0 && (m = find_merge(bpe, sym[pos].id, sym[next].id)))
             heap_push(heap, &heap_len, candidate(m->rank, pos));
     }
+}
+
+/* The same merges for short words: each symbol remembers the merge of the pair it starts, and the
+ * lowest rank (leftmost among equals) is found by a scan. It gives what the heap gives, with fewer
+ * lookups: a merge looks up only the two pairs it creates. */
+static void merge_by_scan(const Bpe *bpe, struct BpeSymbol *sym, int32_t n) {
+    for (int32_t i = 0; i + 1 < n; i++) sym[i].merge = find_merge(bpe, sym[i].id, sym[i + 1].id);
+    for (;;) {
+        int32_t best = -1;
+        uint32_t best_rank = UINT32_MAX;
+        for (int32_t i = 0; i >= 0; i = sym[i].next)
+            if (sym[i].merge && sym[i].merge->rank < best_rank) {
+                best = i;
+                best_rank = sym[i].merge->rank;
+            }
+        if (best < 0) return;
+        int32_t right = sym[best].next, next = sym[right].next, prev = sym[best].prev;
+        sym[best].id = sym[best].merge->new_id;
+        sym[best].len += sym[right].len;
+        sym[best].next = next;
+        sym[right].len = 0;
+        if (next >= 0) sym[next].prev = best;
+        sym[best].merge = next >= 0 ? find_merge(bpe, sym[best].id, sym[next].id) : NULL;
+        if (prev >= 0) sym[prev].merge = find_merge(bpe, sym[prev].id, sym[best].id);
+    }
+}
+
+int bpe_encode_word(const Bpe *bpe, const char *word, size_t len, IdVec *out, BpeScratch *sc) {
+    assert(len > 0);
+    uint64_t hash = 0;
+    if (len <= CACHE_WORD_MAX) {
+        hash = hash_bytes(word, len);
+        const CacheLine *hit = cache_find(bpe, word, len, hash);
+        if (hit) {
+            int rc = idvec_reserve(out, hit->n_ids);
+            if (rc) return rc;
+            memcpy(out->data + out->len, hit->ids, hit->n_ids * sizeof *hit->ids);
+            out->len += hit->n_ids;
+            return KN_OK;
+        }
+    }
+    if (len > INT32_MAX) return kn_error(KN_EINVAL, "bpe: a word of %zu bytes is too long", len);
+    int rc = reserve_scratch(sc, len);
+    if (rc) return rc;
+    struct BpeSymbol *sym = sc->symbols;
+    int32_t n = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        size_t clen = utf8_decode_valid((const uint8_t *)word + i, &cp);
+        sym[n] = (struct BpeSymbol){char_id(bpe, word + i, clen, cp), n - 1, n + 1, (uint32_t)clen, NULL};
+        n++;
+        i += clen;
+    }
+    sym[n - 1].next = -1;
+    if (n <= SCAN_MAX_SYMBOLS) merge_by_scan(bpe, sym, n);
+    else merge_by_heap(bpe, sym, n, sc->heap);
 
     size_t start = out->len, count = 0;
     for (int32_t i = 0; i >= 0; i = sym[i].next) count++;
     rc = idvec_reserve(out, count);
     if (rc) return rc;
     for (int32_t i = 0; i >= 0; i = sym[i].next) out->data[out->len++] = sym[i].id;
-    if (len <= CACHE_MAX_WORD) cache_add(bpe, word, len, hash, out->data + start, count);
+    if (len <= CACHE_WORD_MAX) cache_add(bpe, word, len, hash, out->data + start, count);
     return KN_OK;
 }

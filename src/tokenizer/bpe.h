@@ -7,7 +7,7 @@
  *
  * Thread safety: after bpe_from_json() returns, every function here may be called from several threads
  * at once on the same Bpe (each thread with its own BpeScratch). The word cache inside is lock-free:
- * entries are only ever added to empty slots, never replaced, and freed by bpe_free(). */
+ * entries are only ever written into empty lines, never replaced. */
 #ifndef KN_TOKENIZER_BPE_H
 #define KN_TOKENIZER_BPE_H
 

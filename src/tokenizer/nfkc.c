@@ -8,7 +8,6 @@
  * unassigned starters that neither decompose nor compose, and around U+11A7 (see passes_through()). */
 #include "tokenizer/nfkc.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <utf8proc.h>
 
@@ -57,8 +56,7 @@ static int normalize_chunk(ByteBuf *out, const char *s, size_t len) {
     int rc = KN_OK;
     while (i < len && rc == KN_OK) {
         uint32_t cp;
-        size_t n = utf8_decode(u + i, len - i, &cp);
-        assert(n > 0);
+        size_t n = utf8_decode_valid(u + i, &cp);
         if (passes_through(cp)) {
             if (i > run) rc = normalize_with_utf8proc(out, s + run, i - run);
             if (rc == KN_OK) rc = bytebuf_append(out, s + i, n);
@@ -78,13 +76,7 @@ int nfkc_append(ByteBuf *out, const char *s, size_t len) {
     int rc = KN_OK;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        size_t n = 1;
-        if (u[i] < 0x80) {
-            cp = u[i];
-        } else {
-            n = utf8_decode(u + i, len - i, &cp);
-            assert(n > 0);
-        }
+        size_t n = utf8_decode_valid(u + i, &cp);
         if (is_stable_starter(cp)) {
             if (!chunk_is_one) {
                 rc = bytebuf_append(out, s + copied, chunk - copied);

@@ -379,7 +379,9 @@ static int encode_piece(const Tokenizer *tk, const char *piece, size_t len, int 
         sc->word.len = rep_len;
     }
     for (size_t i = 0; i < n;) {
-        size_t sep = s[i] == ' ' ? 1 : (n - i >= rep_len && memcmp(s + i, rep, rep_len) == 0) ? rep_len : 0;
+        size_t sep = s[i] == ' '                                                                   ? 1
+                     : s[i] == rep[0] && n - i >= rep_len && memcmp(s + i, rep, rep_len) == 0 ? rep_len
+                                                                                               : 0;
         if (sep) {
             /* split: every replacement begins a new word */
             if (m->split && (rc = flush_word(tk, sc, ids))) return rc;

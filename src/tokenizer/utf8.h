@@ -16,6 +16,24 @@
  * length of the maximal subpart to replace with one U+FFFD (1..3). */
 size_t utf8_decode(const uint8_t *s, size_t len, uint32_t *cp);
 
+/* utf8_decode() for text known to be well-formed (s holds a whole sequence): no checks, so it is fast. */
+static inline size_t utf8_decode_valid(const uint8_t *s, uint32_t *cp) {
+    if (s[0] < 0x80) {
+        *cp = s[0];
+        return 1;
+    }
+    if (s[0] < 0xE0) {
+        *cp = (uint32_t)(s[0] & 0x1F) << 6 | (s[1] & 0x3F);
+        return 2;
+    }
+    if (s[0] < 0xF0) {
+        *cp = (uint32_t)(s[0] & 0x0F) << 12 | (uint32_t)(s[1] & 0x3F) << 6 | (s[2] & 0x3F);
+        return 3;
+    }
+    *cp = (uint32_t)(s[0] & 0x07) << 18 | (uint32_t)(s[1] & 0x3F) << 12 | (uint32_t)(s[2] & 0x3F) << 6 | (s[3] & 0x3F);
+    return 4;
+}
+
 /* The offset of the first byte of s[0..len) that does not start a well-formed sequence, or len when the
  * whole of s is well-formed. */
 size_t utf8_find_invalid(const char *s, size_t len);

@@ -223,6 +223,8 @@ static void test_round_trip(void) {
     CHECK_EQ_INT(v.len, 2);
     CHECK_OK(tokenizer_encode(kogpt2, NULL, 0, 0, &v));
     CHECK_EQ_INT(v.len, 2);
+    CHECK_EQ_INT(tokenizer_encode(kogpt2, "a", 1, 0x100, &v), KN_EINVAL);
+    CHECK_EQ_INT(v.len, 2);
     idvec_free(&v);
 }
 
@@ -555,6 +557,8 @@ static void test_malformed_files(void) {
         {"decoder_bytelevel", {.decoder = "{\"type\":\"ByteLevel\"}"}, NULL, 0,
          "decoder type ByteLevel is not supported (only Metaspace)"},
         {"truncation", {.truncation = "{\"max_length\":512}"}, NULL, 0, "truncation is set"},
+        {"escaped_nul", {.added = "[]", .model = MINI_MODEL_WITH("BPE", "{\"<unk>\":0,\"\\u0000\":1}", "[]")}, NULL, 0,
+         "a string holds \\u0000"},
     };
     /* The vocab cases need their own models. */
     char models[4][512];

@@ -3,6 +3,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -284,12 +285,28 @@ static int load_from_json(Tokenizer *tk, const cJSON *root, const char *path) {
     return rc;
 }
 
+/* cJSON ends a string at an escaped NUL ("\u0000"), which would silently cut a token short: refuse
+ * such a file. Returns the offset of the first escaped NUL, or len if there is none. */
+static size_t find_escaped_nul(const char *json, size_t len) {
+    for (const char *p = json; (p = memmem(p, len - (size_t)(p - json), "u0000", 5)) != NULL; p += 5) {
+        size_t backslashes = 0;
+        while (p - backslashes > json && p[-1 - (ptrdiff_t)backslashes] == '\\') backslashes++;
+        if (backslashes % 2 == 1) return (size_t)(p - 1 - json);
+    }
+    return len;
+}
+
 int tokenizer_load(Tokenizer **out, const char *path) {
     *out = NULL;
     char *json;
     size_t len;
     int rc = file_read_all(path, &json, &len);
     if (rc) return rc;
+    size_t nul = find_escaped_nul(json, len);
+    if (nul < len) {
+        free(json);
+        return kn_error(KN_EFORMAT, "%s: a string holds \\u0000 (byte offset %zu), which is not supported", path, nul);
+    }
     /* The length counts the NUL that file_read_all() puts after the data, so that cJSON refuses anything
      * after the JSON value; a NUL byte inside the file ends the parse early and is refused below. */
     const char *end = NULL;
@@ -396,6 +413,7 @@ static int encode_piece(const Tokenizer *tk, const char *piece, size_t len, int 
 }
 
 int tokenizer_encode(const Tokenizer *tk, const char *text, size_t len, unsigned flags, IdVec *ids) {
+    if (flags & ~(unsigned)TOKENIZER_REPLACE_INVALID_UTF8) return kn_error(KN_EINVAL, "flags: unknown bits 0x%x", flags);
     if (!text && len) return kn_error(KN_EINVAL, "text: NULL with length %zu", len);
     if (len == 0) return KN_OK;
     EncodeScratch sc = {0};

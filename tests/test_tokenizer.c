@@ -576,7 +576,7 @@ static void test_malformed_files(void) {
         Tokenizer *tk = (Tokenizer *)&tk;
         int rc = tokenizer_load(&tk, path);
         const char *msg = kn_errmsg();
-        if (getenv("SHOW_MESSAGES")) fprintf(stderr, "    %s\n", msg);
+        if (getenv("SHOW_MESSAGES")) fprintf(stderr, "    %s\n", msg); /* to read them all */
         CHECK_MSG(rc == KN_EFORMAT && tk == NULL, "%s: rc %d", c.name, rc);
         CHECK_MSG(strncmp(msg, path, strlen(path)) == 0 && strstr(msg, c.message) && !strchr(msg, '\n'),
                   "%s: message \"%s\" should name the file and say \"%s\"", c.name, msg, c.message);

@@ -1,9 +1,9 @@
 /* bpe.c — see bpe.h.
  *
  * Memory: the token strings live in one block (strings, offsets); the vocabulary and the merges are
- * open-addressing hash tables of at most half load. Merging follows tokenizers' Word::merge_all: a
- * min-heap of (rank, position) candidates, where a candidate is dropped when popped if its left symbol
- * was merged away or its pair has changed since it was pushed. */
+ * open-addressing hash tables of at most half load. Merging gives what tokenizers' Word::merge_all
+ * gives (lowest rank first, leftmost first among equal ranks): short words by scanning their pairs,
+ * long ones with its min-heap of (rank, position) candidates. */
 #include "tokenizer/bpe.h"
 
 #include <assert.h>
@@ -429,8 +429,8 @@ static int32_t char_id(const Bpe *bpe, const char *s, size_t len, uint32_t cp) {
 }
 
 static int reserve_scratch(BpeScratch *sc, size_t n) {
-    if (n <= sc->symbols_cap) return KN_OK;
-    size_t cap = sc->symbols_cap ? sc->symbols_cap : 64;
+    if (n <= sc->cap) return KN_OK;
+    size_t cap = sc->cap ? sc->cap : 64;
     while (cap < n) cap *= 2;
     free(sc->symbols);
     free(sc->heap);
@@ -441,7 +441,7 @@ static int reserve_scratch(BpeScratch *sc, size_t n) {
         bpe_scratch_free(sc);
         return kn_error(KN_ENOMEM, "bpe: out of memory for a word of %zu characters", n);
     }
-    sc->symbols_cap = sc->heap_cap = cap;
+    sc->cap = cap;
     return KN_OK;
 }
 

@@ -38,10 +38,9 @@ int32_t bpe_token_to_id(const Bpe *bpe, const char *s, size_t len);
 
 /* Work memory of bpe_encode_word(), reused across calls by one thread. {0} is ready to use. */
 typedef struct {
-    struct BpeSymbol *symbols;
-    size_t symbols_cap;
-    uint64_t *heap;
-    size_t heap_cap;
+    struct BpeSymbol *symbols;  /* [cap] */
+    uint64_t *heap;             /* [3 * cap] */
+    size_t cap;
 } BpeScratch;
 
 void bpe_scratch_free(BpeScratch *scratch);

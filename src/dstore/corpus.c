@@ -196,7 +196,7 @@ int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *
             if (eof) break;
         }
         monitor_progress(monitor, bytes_read, (uint64_t)tokens);
-        if (rc == KN_OK && monitor_stopped(monitor)) rc = kn_error(KN_EINTR, "%s: tokenization interrupted", path);
+        if (rc == KN_OK && monitor_stopped(monitor)) rc = kn_error(KN_EINTR, "%s: tokenization interrupted (run the same command again to resume)", path);
         memmove(buf, buf + usable, have - usable);
         have -= usable;
     }

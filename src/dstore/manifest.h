@@ -55,7 +55,7 @@ void manifest_free(DstoreManifest *m);
  * side in the message ("the existing datastore"). */
 int manifest_same_settings(const DstoreManifest *existing, const DstoreManifest *wanted, const char *where);
 
-/* Reads an integer field `key` written by manifest_write's extra pair; KN_ENOTFOUND if absent. */
+/* Reads an integer field `key` (>= -1) written by manifest_write's extra pair; KN_ENOTFOUND if absent. */
 int manifest_read_extra(const char *path, const char *key, int64_t *value);
 
 #endif

@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util/half.h"
+
 typedef enum {
     DTYPE_F32,
     DTYPE_F16,
@@ -69,13 +71,6 @@ int64_t tensor_numel(const TensorInfo *t);
  * KN_EINVAL (naming the tensor) for other dtypes. */
 int tensor_to_f32(const TensorInfo *t, float *out);
 
-/* IEEE half / bfloat16 <-> float. Widening is exact (NaN payloads kept). Narrowing rounds to nearest
- * even, overflows to ±inf and, like PyTorch's c10::Half / c10::BFloat16, turns any NaN into the quiet NaN
- * 0x7E00 (with the sign) for half and 0x7FC0 for bfloat16, so that we write what torch writes. */
-float f16_to_f32(uint16_t h);
-uint16_t f32_to_f16(float f);
-float bf16_to_f32(uint16_t b);
-uint16_t f32_to_bf16(float f);
 
 /* ---- For the format readers (safetensors.c, torchckpt.c), not for users of TensorFile. ---- */
 

@@ -7,9 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-float half_to_float(uint16_t h);
-uint16_t float_to_half(float f);
+/* One value. Widening is exact and keeps NaN payloads; narrowing rounds to nearest even and turns any NaN
+ * into the quiet NaN 0x7E00 / 0x7FC0 (sign kept), as PyTorch's c10 does. */
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+float bf16_to_f32(uint16_t b);
+uint16_t f32_to_bf16(float f);
 
+/* Whole arrays (F16C when the build targets it). */
 void halves_to_floats(float *out, const uint16_t *in, size_t n);
 void floats_to_halves(uint16_t *out, const float *in, size_t n);
 

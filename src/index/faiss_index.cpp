@@ -1,0 +1,782 @@
+/* faiss_index.cpp — index.h on the Faiss C++ API; the only file of the project that includes Faiss.
+ *
+ * Two rules shape every function here: nothing Faiss throws crosses into C (each call runs inside
+ * guarded(), which turns an exception into a one-line kn_error naming the file), and nothing that Faiss
+ * would only assert() on or fault on reaches it (shapes, training state, and the sizes of mapped files
+ * are checked first: Faiss maps an inverted-list file without checking that it is long enough, and a
+ * short one would SIGBUS at search time).
+ *
+ * On-disk lists: we write the ivfdata file ourselves, with write(2), instead of through
+ * OnDiskInvertedLists::merge_from. Faiss' merge truncates a sparse file and fills it through a writable
+ * map, so a full disk kills the process with SIGBUS (and it prints to stdout); write(2) reports ENOSPC.
+ * The layout is the one OnDiskInvertedLists documents: per list, codes[capacity * code_size] then
+ * int64 ids[capacity], lists packed one after the other (a "compact" file). */
+#include "index/index.h"
+
+extern "C" {
+#include "util/error.h"
+#include "util/file.h"
+}
+
+#include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFPQ.h>
+#include <faiss/IndexPQ.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/IndexRefine.h>
+#include <faiss/IndexIDMap.h>
+#include <faiss/VectorTransform.h>
+#include <faiss/impl/io.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
+
+#include <cxxabi.h>
+#include <omp.h>
+
+#include <cerrno>
+#include <cfloat>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <memory>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+static_assert(sizeof(faiss::Index::idx_t) == sizeof(int64_t), "Faiss ids are int64");
+
+using faiss::Index;
+using faiss::IndexIVF;
+using faiss::InvertedLists;
+using faiss::OnDiskInvertedLists;
+typedef faiss::Index::idx_t idx_t;
+
+struct KnnIndex {
+    Index *faiss = nullptr; /* owned */
+    IndexIVF *ivf = nullptr; /* the IVF inside faiss (itself, or behind a transform, IDMap or refine), or null */
+    std::string name;       /* what messages name: the index file, or "index 'FACTORY'" */
+    std::string ivfdata;    /* the mapped ivfdata file of an on-disk index, "" otherwise */
+    bool mapped = false;    /* the lists are mapped from the index file itself (INDEX_READ_MMAP) */
+    bool read_only = false;
+    ~KnnIndex() { delete faiss; }
+};
+
+/* ---- errors ---- */
+
+/* Faiss' messages read "Error in <function> at <file>:<line>: Error: '<cond>' failed: <reason>", sometimes
+ * over several lines. Keeps the reason (or the condition when there is none) on one line. */
+static std::string condense(const char *what) {
+    std::string s = what ? what : "";
+    if (s.compare(0, 9, "Error in ") == 0) {
+        size_t at = s.find(" at ");
+        size_t colon = at == std::string::npos ? at : s.find(": ", at + 4);
+        if (colon != std::string::npos) s = s.substr(colon + 2);
+    }
+    if (s.compare(0, 7, "Error: ") == 0) s = s.substr(7);
+    if (!s.empty() && s[0] == '\'') {
+        size_t failed = s.find("' failed: ");
+        if (failed != std::string::npos) s = s.substr(failed + 10);
+    }
+    std::string out;
+    for (char c : s) {
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+        if (c == ' ' && (out.empty() || out.back() == ' ')) continue;
+        out += c;
+    }
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out;
+}
+
+/* Runs f (which returns a KN_* code) with every exception turned into `code` and a message
+ * "NAME: DOING: reason". Out-of-memory is KN_ENOMEM whatever `code` is. */
+template <class F> static int guarded(int code, const std::string &name, const char *doing, F &&f) {
+    try {
+        return f();
+    } catch (const std::bad_alloc &) {
+        return kn_error(KN_ENOMEM, "%s: out of memory %s", name.c_str(), doing);
+    } catch (const std::exception &e) {
+        return kn_error(code, "%s: %s: %s", name.c_str(), doing, condense(e.what()).c_str());
+    } catch (...) {
+        return kn_error(code, "%s: %s: unknown C++ exception", name.c_str(), doing);
+    }
+}
+
+/* ---- what is inside an index ---- */
+
+/* The IVF that holds the data: the index itself, or the one behind a transform chain (OPQ, PCA), an
+ * IDMap, or a refine stage. Faiss' try_extract_index_ivf does not look inside IndexRefine. */
+static IndexIVF *find_ivf(Index *idx) {
+    if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pt->index;
+    if (auto *map = dynamic_cast<faiss::IndexIDMap *>(idx)) idx = map->index;
+    if (auto *rf = dynamic_cast<faiss::IndexRefine *>(idx)) idx = rf->base_index;
+    return dynamic_cast<IndexIVF *>(idx);
+}
+
+/* The IVF of an index whose only data are its inverted lists (IVF, or IVF behind transforms): the kinds
+ * whose lists can be moved to disk and merged by copying lists. Null for anything else. */
+static IndexIVF *listed_ivf(Index *idx) {
+    if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pt->index;
+    return dynamic_cast<IndexIVF *>(idx);
+}
+
+static std::string type_name(const Index *idx) {
+    int status = 0;
+    char *dem = abi::__cxa_demangle(typeid(*idx).name(), nullptr, nullptr, &status);
+    std::string s = status == 0 && dem ? dem : typeid(*idx).name();
+    free(dem);
+    if (s.compare(0, 7, "faiss::") == 0) s = s.substr(7);
+    return s;
+}
+
+/* How many training points the index's quantizers need: `hard` below which we refuse (one point per
+ * centroid: Faiss' k-means throws below that), `recommended` Faiss' 39 per centroid. `what` names the
+ * quantizer that sets `hard`. */
+struct TrainNeeds {
+    int64_t hard = 0, recommended = 0;
+    std::string what;
+    void need(int64_t h, int64_t r, const std::string &w) {
+        if (h > hard) {
+            hard = h;
+            what = w;
+        }
+        if (r > recommended) recommended = r;
+    }
+};
+
+enum { FAISS_POINTS_PER_CENTROID = 39 }; /* Faiss' ClusteringParameters::min_points_per_centroid */
+
+static void pq_needs(const faiss::ProductQuantizer &pq, TrainNeeds *t) {
+    int64_t k = (int64_t)pq.ksub;
+    t->need(k, k * FAISS_POINTS_PER_CENTROID, "PQ" + std::to_string(pq.M) + " (" + std::to_string(k) + " centroids per subquantizer)");
+}
+
+static TrainNeeds train_needs(const Index *idx) {
+    TrainNeeds t;
+    if (idx->is_trained) return t;
+    if (auto *pt = dynamic_cast<const faiss::IndexPreTransform *>(idx)) {
+        for (const faiss::VectorTransform *vt : pt->chain)
+            if (auto *opq = dynamic_cast<const faiss::OPQMatrix *>(vt))
+                if (!opq->is_trained) t.need(256, 256 * FAISS_POINTS_PER_CENTROID, "OPQ" + std::to_string(opq->M) + " (256 centroids per subquantizer)");
+        idx = pt->index;
+    }
+    if (auto *ivf = dynamic_cast<const IndexIVF *>(idx)) {
+        int64_t k = (int64_t)ivf->nlist;
+        if (!ivf->quantizer->is_trained || ivf->quantizer->ntotal != (idx_t)ivf->nlist)
+            t.need(k, k * FAISS_POINTS_PER_CENTROID, "IVF" + std::to_string(k) + " (one point per list)");
+    }
+    if (auto *ivfpq = dynamic_cast<const faiss::IndexIVFPQ *>(idx)) pq_needs(ivfpq->pq, &t);
+    if (auto *ipq = dynamic_cast<const faiss::IndexPQ *>(idx)) pq_needs(ipq->pq, &t);
+    return t;
+}
+
+/* Faiss prints "WARNING clustering N points to K centroids" on stderr when N < 39 K; min_points_per_centroid
+ * is used for nothing else, so zeroing it silences the library without changing what it computes.
+ * OPQ trains a PQ of its own, built inside OPQMatrix::train unless opq->pq provides one "constructed with
+ * (d_out, M, _)": we provide that same default PQ with the warning off (OPQ sets the fields it tunes
+ * itself), held in `opq_pqs` until training is over. */
+static void silence_training_warnings(Index *idx, std::vector<std::unique_ptr<faiss::ProductQuantizer>> *opq_pqs) {
+    if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) {
+        for (faiss::VectorTransform *vt : pt->chain) {
+            auto *opq = dynamic_cast<faiss::OPQMatrix *>(vt);
+            if (!opq || opq->is_trained || opq->pq) continue;
+            opq_pqs->emplace_back(new faiss::ProductQuantizer(opq->d_out, opq->M, 8));
+            opq_pqs->back()->cp.min_points_per_centroid = 0;
+            opq->pq = opq_pqs->back().get();
+        }
+        idx = pt->index;
+    }
+    if (auto *ivf = dynamic_cast<IndexIVF *>(idx)) ivf->cp.min_points_per_centroid = 0;
+    if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(idx)) ivfpq->pq.cp.min_points_per_centroid = 0;
+    if (auto *ipq = dynamic_cast<faiss::IndexPQ *>(idx)) ipq->pq.cp.min_points_per_centroid = 0;
+}
+
+/* Detaches the PQs silence_training_warnings lent to OPQ (OPQ does not own them). */
+static void return_opq_pqs(Index *idx, const std::vector<std::unique_ptr<faiss::ProductQuantizer>> &opq_pqs) {
+    if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx))
+        for (faiss::VectorTransform *vt : pt->chain)
+            if (auto *opq = dynamic_cast<faiss::OPQMatrix *>(vt))
+                for (const auto &pq : opq_pqs)
+                    if (opq->pq == pq.get()) opq->pq = nullptr;
+}
+
+/* index_factory asks for polysemous training of every "PQn" (unless "PQnnp"): a simulated annealing that
+ * permutes each PQ codebook so that Hamming distances between codes mimic true distances. Only polysemous
+ * filtering (polysemous_ht) uses that order; an L2 search reads the same table entries under other indexes
+ * and returns the same ids and distances, bit for bit. It takes minutes for PQ16 and hours for PQ64, so we
+ * skip it, as the original kNN-LM code (a plain IndexIVFPQ) does. */
+static void skip_polysemous_training(Index *idx) {
+    if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pt->index;
+    if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(idx)) ivfpq->do_polysemous_training = false;
+    if (auto *ipq = dynamic_cast<faiss::IndexPQ *>(idx)) ipq->do_polysemous_training = false;
+}
+
+/* ---- paths ---- */
+
+static std::string dir_of(const std::string &path) {
+    size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return ".";
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+static std::string base_of(const std::string &path) {
+    size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+/* The absolute form of path, whose folder must exist (the file itself need not). */
+static int absolute_path(const std::string &path, std::string *out) {
+    std::string dir = dir_of(path);
+    char *real = realpath(dir.c_str(), nullptr);
+    if (!real) return kn_error_errno("%s: cannot resolve the folder %s", path.c_str(), dir.c_str());
+    std::string r = real;
+    free(real);
+    *out = (r == "/" ? r : r + "/") + base_of(path);
+    return KN_OK;
+}
+
+/* stat() of a file that must be a regular file; errors name `what` (the file as the user knows it). */
+static int stat_regular(const std::string &path, struct stat *st) {
+    if (stat(path.c_str(), st) != 0) return kn_error_errno("%s: cannot open", path.c_str());
+    if (!S_ISREG(st->st_mode)) return kn_error(KN_EINVAL, "%s: not a regular file", path.c_str());
+    return KN_OK;
+}
+
+/* ---- writing Faiss files ---- */
+
+/* Writes idx as a Faiss file through path.tmp + fsync + rename, so a reader never sees half a file. */
+static int write_faiss_file(const Index *idx, const char *path, const std::string &name) {
+    std::string tmp = std::string(path) + ".tmp";
+    FILE *f = fopen(tmp.c_str(), "wb");
+    if (!f) return kn_error_errno("%s: cannot create", tmp.c_str());
+    int rc = KN_OK;
+    try {
+        faiss::write_index(idx, f);
+    } catch (const std::bad_alloc &) {
+        rc = kn_error(KN_ENOMEM, "%s: out of memory writing %s", name.c_str(), path);
+    } catch (const std::exception &e) {
+        int code = errno == ENOSPC || errno == EDQUOT ? KN_ENOSPC : KN_EIO;
+        rc = kn_error(code, "%s: writing the index failed: %s", tmp.c_str(), condense(e.what()).c_str());
+    }
+    if (rc == KN_OK && fflush(f) != 0) rc = kn_error_errno("%s: write failed", tmp.c_str());
+    if (rc == KN_OK && fsync(fileno(f)) != 0) rc = kn_error_errno("%s: fsync failed", tmp.c_str());
+    if (fclose(f) != 0 && rc == KN_OK) rc = kn_error_errno("%s: close failed", tmp.c_str());
+    if (rc == KN_OK && rename(tmp.c_str(), path) != 0) rc = kn_error_errno("%s: cannot rename to %s", tmp.c_str(), path);
+    if (rc != KN_OK) unlink(tmp.c_str());
+    return rc;
+}
+
+/* Swaps other inverted lists into an IVF index for as long as it lives (and nprobe to 1 and the counts to
+ * `ntotal`), so that the index can be written with lists it does not own; restores everything after. */
+struct ListsSwap {
+    Index *idx;
+    IndexIVF *ivf;
+    InvertedLists *lists;
+    bool own;
+    idx_t ntotal_idx, ntotal_ivf;
+    size_t nprobe;
+    ListsSwap(Index *i, IndexIVF *v, InvertedLists *other, idx_t ntotal)
+            : idx(i), ivf(v), lists(v->invlists), own(v->own_invlists), ntotal_idx(i->ntotal), ntotal_ivf(v->ntotal),
+              nprobe(v->nprobe) {
+        ivf->invlists = other;
+        ivf->own_invlists = false;
+        ivf->ntotal = ntotal;
+        idx->ntotal = ntotal;
+    }
+    ~ListsSwap() {
+        ivf->invlists = lists;
+        ivf->own_invlists = own;
+        ivf->ntotal = ntotal_ivf;
+        idx->ntotal = ntotal_idx;
+        ivf->nprobe = nprobe;
+    }
+};
+
+/* The bytes of idx as a Faiss file with empty lists, no entries and nprobe 1: everything that decides how a
+ * vector is encoded (quantizer centroids, PQ codebooks, transforms). Two indexes with equal skeletons put a
+ * vector in the same list with the same code. */
+static int skeleton(Index *idx, IndexIVF *ivf, const std::string &name, std::vector<uint8_t> *out) {
+    return guarded(KN_EFORMAT, name, "serialising the trained quantizers", [&]() -> int {
+        faiss::ArrayInvertedLists empty(ivf->nlist, ivf->code_size);
+        ListsSwap swap(idx, ivf, &empty, 0);
+        ivf->nprobe = 1;
+        faiss::VectorIOWriter w;
+        faiss::write_index(idx, &w);
+        out->swap(w.data);
+        return KN_OK;
+    });
+}
+
+/* ---- on-disk lists ---- */
+
+/* Buffered write(2) to one file, so that millions of short lists cost few system calls. */
+struct FileWriter {
+    int fd = -1;
+    std::string path;
+    std::vector<uint8_t> buf;
+    size_t used = 0;
+    uint64_t written = 0;
+    int put(const void *p, size_t n) {
+        if (used + n > buf.size()) {
+            int rc = flush();
+            if (rc != KN_OK) return rc;
+            if (n > buf.size()) {
+                written += n;
+                return file_write_full(fd, p, n, path.c_str());
+            }
+        }
+        memcpy(buf.data() + used, p, n);
+        used += n;
+        written += n;
+        return KN_OK;
+    }
+    int flush() {
+        int rc = file_write_full(fd, buf.data(), used, path.c_str());
+        used = 0;
+        return rc;
+    }
+};
+
+/* What one source of lists is called in messages (its file), and the lists. */
+struct ListSource {
+    const InvertedLists *lists;
+    std::string name;
+};
+
+/* Checks, when `rows` >= 0, that the ids of list `list` from source `s` are in [0, rows), seen nowhere
+ * before, and above every id this list received from earlier sources (`last`, in and out). */
+static int check_rows(const idx_t *ids, size_t n, int64_t rows, std::vector<uint64_t> *seen, idx_t *last,
+                      const ListSource &s, size_t list) {
+    for (size_t i = 0; i < n; i++) {
+        idx_t id;
+        memcpy(&id, ids + i, sizeof id); /* lists mapped from an index file are not 8-byte aligned */
+        if (id < 0 || id >= rows)
+            return kn_error(KN_EMISMATCH, "%s: id %lld in list %zu is outside the merged rows 0..%lld", s.name.c_str(),
+                            (long long)id, list, (long long)rows - 1);
+        uint64_t bit = 1ull << (id & 63);
+        if ((*seen)[id >> 6] & bit)
+            return kn_error(KN_EMISMATCH, "%s: id %lld appears a second time (shards overlap)", s.name.c_str(), (long long)id);
+        if (id <= *last)
+            return kn_error(KN_EMISMATCH,
+                            "%s: id %lld in list %zu comes after id %lld of an earlier shard (shards must be given in row order)",
+                            s.name.c_str(), (long long)id, list, (long long)*last);
+        (*seen)[id >> 6] |= bit;
+        *last = id;
+    }
+    return KN_OK;
+}
+
+/* Streams the lists of every source, concatenated list by list, into `path` (through path.tmp + fsync +
+ * rename), and describes the result in od (offset, size, capacity of each list; totsize). With rows >= 0
+ * the ids must be each of 0 .. rows-1 exactly once and ascending within each list (see check_rows). */
+static int write_ivfdata(const std::vector<ListSource> &src, int64_t rows, OnDiskInvertedLists *od, const char *path) {
+    const size_t nlist = od->nlist, code_size = od->code_size;
+    FileWriter w;
+    w.path = std::string(path) + ".tmp";
+    std::vector<uint64_t> seen;
+    int rc = guarded(KN_ENOMEM, path, "allocating the merge buffers", [&]() -> int {
+        w.buf.resize(16u << 20);
+        if (rows >= 0) seen.assign((size_t)rows / 64 + 1, 0);
+        return KN_OK;
+    });
+    if (rc != KN_OK) return rc;
+    w.fd = open(w.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd < 0) return kn_error_errno("%s: cannot create", w.path.c_str());
+    for (size_t l = 0; l < nlist && rc == KN_OK; l++) {
+        OnDiskInvertedLists::List &list = od->lists[l];
+        list.offset = (size_t)w.written;
+        list.size = 0;
+        for (const ListSource &s : src) list.size += s.lists->list_size(l);
+        list.capacity = list.size;
+        rc = guarded(KN_EIO, src.empty() ? std::string(path) : src[0].name, "reading the inverted lists", [&]() -> int {
+            for (const ListSource &s : src) {
+                size_t n = s.lists->list_size(l);
+                if (n == 0) continue;
+                InvertedLists::ScopedCodes codes(s.lists, l);
+                int r = w.put(codes.get(), n * code_size);
+                if (r != KN_OK) return r;
+            }
+            idx_t last = -1;
+            for (const ListSource &s : src) {
+                size_t n = s.lists->list_size(l);
+                if (n == 0) continue;
+                InvertedLists::ScopedIds ids(s.lists, l);
+                int r = rows >= 0 ? check_rows(ids.get(), n, rows, &seen, &last, s, l) : KN_OK;
+                if (r == KN_OK) r = w.put(ids.get(), n * sizeof(idx_t));
+                if (r != KN_OK) return r;
+            }
+            return KN_OK;
+        });
+    }
+    if (rc == KN_OK) rc = w.flush();
+    if (rc == KN_OK && fsync(w.fd) != 0) rc = kn_error_errno("%s: fsync failed", w.path.c_str());
+    if (close(w.fd) != 0 && rc == KN_OK) rc = kn_error_errno("%s: close failed", w.path.c_str());
+    if (rc == KN_OK && rename(w.path.c_str(), path) != 0) rc = kn_error_errno("%s: cannot rename to %s", w.path.c_str(), path);
+    if (rc != KN_OK) {
+        unlink(w.path.c_str());
+        return rc;
+    }
+    od->totsize = (size_t)w.written;
+    return KN_OK;
+}
+
+/* Checks that every list of od lies inside the first `avail` bytes of its file, so that no search can touch
+ * a page past the end of a mapping (SIGBUS). */
+static int check_lists_fit(const OnDiskInvertedLists *od, size_t avail, const std::string &file) {
+    const size_t entry = od->code_size + sizeof(idx_t);
+    for (size_t l = 0; l < od->nlist; l++) {
+        const OnDiskInvertedLists::List &list = od->lists[l];
+        if (list.size > list.capacity)
+            return kn_error(KN_EFORMAT, "%s: list %zu claims %zu entries in room for %zu", file.c_str(), l, list.size,
+                            list.capacity);
+        if (list.capacity == 0) continue;
+        if (list.offset > avail || list.capacity > (avail - list.offset) / entry)
+            return kn_error(KN_EFORMAT, "%s: list %zu (%zu entries at byte %zu) runs past the end of the file (%zu bytes): truncated",
+                            file.c_str(), l, list.capacity, list.offset, avail);
+    }
+    return KN_OK;
+}
+
+/* Finds, checks and maps the ivfdata file of an on-disk index read with IO_FLAG_SKIP_IVF_DATA. */
+static int map_ondisk_lists(KnnIndex *ix, OnDiskInvertedLists *od) {
+    const std::string stored = od->filename;
+    if (stored.empty()) return kn_error(KN_EFORMAT, "%s: on-disk inverted lists without a file name", ix->name.c_str());
+    std::string first = stored[0] == '/' ? stored : dir_of(ix->name) + "/" + stored;
+    std::string beside = dir_of(ix->name) + "/" + base_of(stored);
+    struct stat st;
+    std::string found;
+    if (stat(first.c_str(), &st) == 0) found = first;
+    else if (stat(beside.c_str(), &st) == 0) found = beside;
+    else
+        return kn_error(KN_ENOTFOUND, "%s: its inverted-list file %s does not exist (nor %s beside the index)", ix->name.c_str(),
+                        first.c_str(), beside.c_str());
+    if (!S_ISREG(st.st_mode)) return kn_error(KN_EINVAL, "%s: not a regular file", found.c_str());
+    std::string abs;
+    int rc = absolute_path(found, &abs);
+    if (rc != KN_OK) return rc;
+    if (od->nlist != ix->ivf->nlist || od->code_size != ix->ivf->code_size)
+        return kn_error(KN_EFORMAT, "%s: its inverted lists (%zu lists of %zu-byte codes) do not fit the index (%zu, %zu)",
+                        ix->name.c_str(), od->nlist, od->code_size, ix->ivf->nlist, ix->ivf->code_size);
+    if ((uint64_t)st.st_size < od->totsize)
+        return kn_error(KN_EFORMAT, "%s: %llu bytes, but the index %s expects %zu: truncated", abs.c_str(),
+                        (unsigned long long)st.st_size, ix->name.c_str(), od->totsize);
+    rc = check_lists_fit(od, od->totsize, abs);
+    if (rc != KN_OK) return rc;
+    od->filename = abs;
+    od->read_only = true;
+    ix->ivfdata = abs;
+    ix->read_only = true;
+    if (od->totsize == 0) return KN_OK; /* no entries at all: nothing to map (mmap of 0 bytes fails) */
+    return guarded(KN_EIO, abs, "mapping the inverted lists", [&]() -> int {
+        od->do_mmap();
+        return KN_OK;
+    });
+}
+
+/* Replaces lists mapped from the index file by a copy in memory (a read without INDEX_READ_MMAP). */
+static int load_mapped_lists(KnnIndex *ix, const OnDiskInvertedLists *od) {
+    return guarded(KN_EIO, ix->name, "loading the inverted lists", [&]() -> int {
+        std::unique_ptr<faiss::ArrayInvertedLists> mem(new faiss::ArrayInvertedLists(od->nlist, od->code_size));
+        for (size_t l = 0; l < od->nlist; l++) {
+            size_t n = od->list_size(l);
+            if (n) mem->add_entries(l, n, od->get_ids(l), od->get_codes(l));
+        }
+        ix->ivf->replace_invlists(mem.release(), true);
+        return KN_OK;
+    });
+}
+
+/* ---- creating, reading, freeing ---- */
+
+extern "C" int index_create(KnnIndex **out, int dim, const char *factory) {
+    if (!out) return kn_error(KN_EINVAL, "index_create: no output handle");
+    *out = nullptr;
+    if (!factory || !*factory) return kn_error(KN_EINVAL, "index_create: empty factory string");
+    if (dim <= 0) return kn_error(KN_EINVAL, "index '%s': dimension %d must be positive", factory, dim);
+    std::unique_ptr<KnnIndex> ix(new (std::nothrow) KnnIndex);
+    if (!ix) return kn_error(KN_ENOMEM, "index '%s': out of memory", factory);
+    ix->name = std::string("index '") + factory + "'";
+    int rc = guarded(KN_EINVAL, ix->name, "Faiss rejects the factory string", [&]() -> int {
+        ix->faiss = faiss::index_factory(dim, factory, faiss::METRIC_L2);
+        return KN_OK;
+    });
+    if (rc != KN_OK) return rc;
+    ix->ivf = find_ivf(ix->faiss);
+    skip_polysemous_training(ix->faiss);
+    *out = ix.release();
+    return KN_OK;
+}
+
+extern "C" int index_read(KnnIndex **out, const char *path, unsigned flags) {
+    if (!out) return kn_error(KN_EINVAL, "index_read: no output handle");
+    *out = nullptr;
+    if (!path || !*path) return kn_error(KN_EINVAL, "index_read: empty path");
+    if (flags & ~(unsigned)INDEX_READ_MMAP) return kn_error(KN_EINVAL, "%s: unknown read flags 0x%x", path, flags);
+    struct stat st;
+    int rc = stat_regular(path, &st);
+    if (rc != KN_OK) return rc;
+    std::unique_ptr<KnnIndex> ix(new (std::nothrow) KnnIndex);
+    if (!ix) return kn_error(KN_ENOMEM, "%s: out of memory", path);
+    ix->name = path;
+    /* Read with the lists mapped (array lists) or not yet mapped (on-disk lists), whatever the caller
+     * asked, so that their extent can be checked against the files before anything touches them. */
+    rc = guarded(KN_EFORMAT, path, "not a readable Faiss index", [&]() -> int {
+        ix->faiss = faiss::read_index(path, faiss::IO_FLAG_MMAP | faiss::IO_FLAG_READ_ONLY);
+        return KN_OK;
+    });
+    if (rc != KN_OK) return rc;
+    ix->ivf = find_ivf(ix->faiss);
+    if (ix->ivf) {
+        IndexIVF *ivf = ix->ivf;
+        if (!ivf->invlists) return kn_error(KN_EFORMAT, "%s: the IVF index has no inverted lists stored", path);
+        if (auto *od = dynamic_cast<OnDiskInvertedLists *>(ivf->invlists)) {
+            if (od->ptr == nullptr) {
+                rc = map_ondisk_lists(ix.get(), od);
+            } else {
+                rc = check_lists_fit(od, od->totsize, path);
+                if (rc == KN_OK && !(flags & INDEX_READ_MMAP)) rc = load_mapped_lists(ix.get(), od);
+                else ix->mapped = ix->read_only = true;
+            }
+            if (rc != KN_OK) return rc;
+        }
+        size_t sum = 0;
+        for (size_t l = 0; l < ivf->nlist; l++) sum += ivf->invlists->list_size(l);
+        if (sum != (size_t)ivf->ntotal)
+            return kn_error(KN_EFORMAT, "%s: the lists hold %zu entries, the index says %lld", path, sum, (long long)ivf->ntotal);
+    }
+    *out = ix.release();
+    return KN_OK;
+}
+
+extern "C" void index_free(KnnIndex *index) { delete index; }
+
+/* ---- what it is ---- */
+
+extern "C" int index_dim(const KnnIndex *index) { return index->faiss->d; }
+extern "C" int64_t index_ntotal(const KnnIndex *index) { return index->faiss->ntotal; }
+extern "C" int index_is_trained(const KnnIndex *index) { return index->faiss->is_trained; }
+extern "C" int index_is_read_only(const KnnIndex *index) { return index->read_only; }
+extern "C" int64_t index_nlist(const KnnIndex *index) { return index->ivf ? (int64_t)index->ivf->nlist : 0; }
+extern "C" int index_nprobe(const KnnIndex *index) { return index->ivf ? (int)index->ivf->nprobe : 0; }
+
+extern "C" void index_describe(const KnnIndex *index, char *buf, size_t cap) {
+    if (!buf || cap == 0) return;
+    std::string s;
+    try {
+        s = type_name(index->faiss) + " d=" + std::to_string(index->faiss->d) +
+            " ntotal=" + std::to_string(index->faiss->ntotal) + (index->faiss->is_trained ? "" : " untrained");
+        if (const IndexIVF *ivf = index->ivf) {
+            s += " nlist=" + std::to_string(ivf->nlist) + " nprobe=" + std::to_string(ivf->nprobe) +
+                 " code_size=" + std::to_string(ivf->code_size) + " lists=";
+            s += !index->ivfdata.empty() ? "ondisk:" + index->ivfdata : index->mapped ? "mmap:" + index->name : "memory";
+        }
+    } catch (...) {
+        s = "(out of memory)";
+    }
+    snprintf(buf, cap, "%s", s.c_str());
+}
+
+/* ---- building ---- */
+
+extern "C" int64_t index_train_points_recommended(const KnnIndex *index) {
+    return train_needs(index->faiss).recommended;
+}
+
+/* The argument checks every call that takes vectors makes before Faiss sees them. */
+static int check_vectors(const KnnIndex *index, const char *fn, int64_t n, int d, const void *x) {
+    if (!index) return kn_error(KN_EINVAL, "%s: no index", fn);
+    const char *name = index->name.c_str();
+    if (n < 0) return kn_error(KN_EINVAL, "%s: %s: negative count %lld", name, fn, (long long)n);
+    if (d != index->faiss->d)
+        return kn_error(KN_EMISMATCH, "%s: %s: vectors of dimension %d, the index has %d", name, fn, d, index->faiss->d);
+    if (n > 0 && !x) return kn_error(KN_EINVAL, "%s: %s: no vectors", name, fn);
+    if (n > INT64_MAX / d) return kn_error(KN_EINVAL, "%s: %s: %lld vectors overflow", name, fn, (long long)n);
+    return KN_OK;
+}
+
+extern "C" int index_train(KnnIndex *index, int64_t n, int d, const float *x) {
+    int rc = check_vectors(index, "train", n, d, x);
+    if (rc != KN_OK) return rc;
+    const char *name = index->name.c_str();
+    if (index->faiss->is_trained) return kn_error(KN_EINVAL, "%s: already trained", name);
+    TrainNeeds needs = train_needs(index->faiss);
+    if (n < needs.hard || n == 0)
+        return kn_error(KN_EINVAL, "%s: %lld training points, %s needs at least %lld (Faiss recommends %lld)", name,
+                        (long long)n, needs.what.empty() ? "training" : needs.what.c_str(), (long long)std::max<int64_t>(needs.hard, 1),
+                        (long long)needs.recommended);
+    std::vector<std::unique_ptr<faiss::ProductQuantizer>> opq_pqs;
+    rc = guarded(KN_EINVAL, index->name, "training failed", [&]() -> int {
+        silence_training_warnings(index->faiss, &opq_pqs);
+        index->faiss->train(n, x);
+        return KN_OK;
+    });
+    return_opq_pqs(index->faiss, opq_pqs);
+    return rc;
+}
+
+extern "C" int index_add(KnnIndex *index, int64_t n, int d, const float *x) {
+    if (!index) return kn_error(KN_EINVAL, "add: no index");
+    return index_add_range(index, index->faiss->ntotal, n, d, x);
+}
+
+extern "C" int index_add_range(KnnIndex *index, int64_t first_id, int64_t n, int d, const float *x) {
+    int rc = check_vectors(index, "add", n, d, x);
+    if (rc != KN_OK) return rc;
+    const char *name = index->name.c_str();
+    if (first_id < 0 || first_id > INT64_MAX - n)
+        return kn_error(KN_EINVAL, "%s: add: first id %lld out of range", name, (long long)first_id);
+    if (!index->faiss->is_trained) return kn_error(KN_EINVAL, "%s: add: the index is not trained", name);
+    if (index->read_only)
+        return kn_error(KN_EINVAL, "%s: add: the index's lists are memory-mapped and read-only (read it without INDEX_READ_MMAP, or build shards and merge)", name);
+    if (n == 0) return KN_OK;
+    if (first_id == index->faiss->ntotal)
+        return guarded(KN_EINVAL, index->name, "adding vectors failed", [&]() -> int {
+            index->faiss->add(n, x);
+            return KN_OK;
+        });
+    return guarded(KN_EINVAL, index->name, "adding vectors with ids failed (this index type keeps rows in order: ids must continue at ntotal)", [&]() -> int {
+        std::vector<idx_t> ids((size_t)n);
+        for (int64_t i = 0; i < n; i++) ids[(size_t)i] = first_id + i;
+        index->faiss->add_with_ids(n, x, ids.data());
+        return KN_OK;
+    });
+}
+
+/* ---- searching ---- */
+
+extern "C" int index_set_nprobe(KnnIndex *index, int nprobe) {
+    if (!index) return kn_error(KN_EINVAL, "set_nprobe: no index");
+    if (nprobe <= 0) return kn_error(KN_EINVAL, "%s: nprobe %d must be positive", index->name.c_str(), nprobe);
+    if (index->ivf) index->ivf->nprobe = (size_t)nprobe;
+    return KN_OK;
+}
+
+extern "C" int index_search(const KnnIndex *index, int64_t nq, int d, const float *q, int k, float *dist, int64_t *ids) {
+    int rc = check_vectors(index, "search", nq, d, q);
+    if (rc != KN_OK) return rc;
+    const char *name = index->name.c_str();
+    if (k <= 0) return kn_error(KN_EINVAL, "%s: search: k %d must be positive", name, k);
+    if (nq > INT64_MAX / k) return kn_error(KN_EINVAL, "%s: search: %lld queries x k %d overflow", name, (long long)nq, k);
+    if (nq > 0 && (!dist || !ids)) return kn_error(KN_EINVAL, "%s: search: no output arrays", name);
+    if (!index->faiss->is_trained) return kn_error(KN_EINVAL, "%s: search: the index is not trained", name);
+    if (index->faiss->ntotal == 0) return kn_error(KN_EINVAL, "%s: search: the index is empty", name);
+    if (nq == 0) return KN_OK;
+    return guarded(KN_EINVAL, index->name, "search failed", [&]() -> int {
+        index->faiss->search(nq, q, k, dist, ids);
+        return KN_OK;
+    });
+}
+
+extern "C" int index_set_prefetch_threads(KnnIndex *index, int n) {
+    if (!index) return kn_error(KN_EINVAL, "set_prefetch_threads: no index");
+    if (n < 0) return kn_error(KN_EINVAL, "%s: prefetch threads %d must be >= 0", index->name.c_str(), n);
+    if (index->ivf)
+        if (auto *od = dynamic_cast<OnDiskInvertedLists *>(index->ivf->invlists)) od->prefetch_nthread = n;
+    return KN_OK;
+}
+
+extern "C" int index_set_threads(int n) {
+    if (n <= 0) return kn_error(KN_EINVAL, "threads: %d must be positive", n);
+    omp_set_num_threads(n);
+    return KN_OK;
+}
+
+/* ---- writing ---- */
+
+extern "C" int index_write(const KnnIndex *index, const char *path) {
+    if (!index) return kn_error(KN_EINVAL, "index_write: no index");
+    if (!path || !*path) return kn_error(KN_EINVAL, "%s: index_write: empty path", index->name.c_str());
+    /* Lists mapped from an index file are an OnDiskInvertedLists without a file name: Faiss would write
+     * them as on-disk lists that point nowhere. */
+    if (index->mapped)
+        return kn_error(KN_EINVAL, "%s: cannot rewrite an index read with INDEX_READ_MMAP (read it without) to %s",
+                        index->name.c_str(), path);
+    return write_faiss_file(index->faiss, path, index->name);
+}
+
+/* Writes `lists` (with the absolute ivfdata name) and the index file that refers to them: idx with those
+ * lists swapped in for the time of the write. */
+static int write_ondisk(Index *idx, IndexIVF *ivf, const std::vector<ListSource> &src, int64_t rows, const char *index_path,
+                        const char *ivfdata_arg, const std::string &name) {
+    if (!index_path || !*index_path) return kn_error(KN_EINVAL, "%s: empty output index path", name.c_str());
+    std::string ivfdata = ivfdata_arg && *ivfdata_arg ? ivfdata_arg : std::string(index_path) + ".ivfdata";
+    std::string abs_ivfdata, abs_index;
+    int rc = absolute_path(ivfdata, &abs_ivfdata);
+    if (rc == KN_OK) rc = absolute_path(index_path, &abs_index);
+    if (rc != KN_OK) return rc;
+    if (abs_ivfdata == abs_index) return kn_error(KN_EINVAL, "%s: the index and its ivfdata file must differ", index_path);
+    int64_t total = 0;
+    for (const ListSource &s : src)
+        for (size_t l = 0; l < ivf->nlist; l++) total += (int64_t)s.lists->list_size(l);
+    if (rows >= 0 && total != rows)
+        return kn_error(KN_EMISMATCH, "%s: the shards' lists hold %lld entries, their indexes say %lld", index_path,
+                        (long long)total, (long long)rows);
+    std::unique_ptr<OnDiskInvertedLists> od;
+    rc = guarded(KN_ENOMEM, name, "allocating on-disk lists", [&]() -> int {
+        od.reset(new OnDiskInvertedLists(ivf->nlist, ivf->code_size, abs_ivfdata.c_str()));
+        return KN_OK;
+    });
+    if (rc == KN_OK) rc = write_ivfdata(src, rows, od.get(), abs_ivfdata.c_str());
+    if (rc != KN_OK) return rc;
+    rc = guarded(KN_EIO, name, "writing the on-disk index", [&]() -> int {
+        ListsSwap swap(idx, ivf, od.get(), total);
+        return write_faiss_file(idx, index_path, name);
+    });
+    return rc;
+}
+
+extern "C" int index_to_ondisk(KnnIndex *index, const char *index_path, const char *ivfdata_path) {
+    if (!index) return kn_error(KN_EINVAL, "index_to_ondisk: no index");
+    IndexIVF *ivf = listed_ivf(index->faiss);
+    if (!ivf)
+        return kn_error(KN_EINVAL, "%s: only an IVF index (optionally behind a transform such as OPQ) can keep its lists on disk",
+                        index->name.c_str());
+    std::vector<ListSource> src{{ivf->invlists, index->name}};
+    return write_ondisk(index->faiss, ivf, src, -1, index_path, ivfdata_path, index->name);
+}
+
+typedef std::unique_ptr<KnnIndex, void (*)(KnnIndex *)> IndexPtr;
+
+extern "C" int index_merge_ondisk(const char *trained_path, const char *const *shard_paths, int nshards,
+                                  const char *out_index, const char *out_ivfdata) {
+    if (!trained_path || !shard_paths || nshards <= 0)
+        return kn_error(KN_EINVAL, "merge: need a trained index and at least one shard (got %d)", nshards);
+    KnnIndex *raw = nullptr;
+    int rc = index_read(&raw, trained_path, INDEX_READ_MMAP);
+    if (rc != KN_OK) return rc;
+    IndexPtr trained(raw, index_free);
+    IndexIVF *ivf = listed_ivf(trained->faiss);
+    if (!ivf) return kn_error(KN_EINVAL, "%s: merge: not an IVF index (optionally behind a transform)", trained_path);
+    if (!trained->faiss->is_trained) return kn_error(KN_EINVAL, "%s: merge: the index is not trained", trained_path);
+    if (trained->faiss->ntotal != 0)
+        return kn_error(KN_EINVAL, "%s: merge: the trained index must be empty, it holds %lld vectors", trained_path,
+                        (long long)trained->faiss->ntotal);
+    std::vector<uint8_t> want, got;
+    rc = skeleton(trained->faiss, ivf, trained->name, &want);
+    if (rc != KN_OK) return rc;
+
+    std::vector<IndexPtr> shards;
+    std::vector<ListSource> src;
+    int64_t rows = 0;
+    for (int i = 0; i < nshards; i++) {
+        if (!shard_paths[i]) return kn_error(KN_EINVAL, "merge: shard %d has no path", i);
+        rc = index_read(&raw, shard_paths[i], INDEX_READ_MMAP);
+        if (rc != KN_OK) return rc;
+        shards.emplace_back(raw, index_free);
+        IndexIVF *sivf = listed_ivf(raw->faiss);
+        if (!sivf || type_name(raw->faiss) != type_name(trained->faiss) || type_name(sivf) != type_name(ivf))
+            return kn_error(KN_EMISMATCH, "%s: a %s, the trained index %s is a %s", shard_paths[i], type_name(raw->faiss).c_str(),
+                            trained_path, type_name(trained->faiss).c_str());
+        rc = skeleton(raw->faiss, sivf, raw->name, &got);
+        if (rc != KN_OK) return rc;
+        if (got != want)
+            return kn_error(KN_EMISMATCH, "%s: its quantizers differ from %s's: it was not built from that trained index",
+                            shard_paths[i], trained_path);
+        src.push_back({sivf->invlists, raw->name});
+        rows += raw->faiss->ntotal;
+    }
+    return write_ondisk(trained->faiss, ivf, src, rows, out_index, out_ivfdata, trained->name);
+}

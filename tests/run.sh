@@ -9,6 +9,8 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
 export KNNLM=$PWD/$build/knnlm
+# Debian's python3 (with numpy and faiss from apt), not a pyenv or venv one that lacks them
+export PATH=/usr/bin:$PATH
 passed=0
 failed=()
 for t in "$build"/tests/test_*; do

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what Ko-kNN-LM needs on Debian 12 (run as root): the compiler and the libraries it links
+# (OpenBLAS in its OpenMP build, Faiss, cJSON, utf8proc, xxHash, zlib), and what the tests use
+# (python3 with numpy and faiss, to check that Python opens our .npy and Faiss files).
+# With --bench it also installs python3-torch, for the PyTorch side of the benchmarks.
+set -euo pipefail
+pkgs=(build-essential make libopenblas-openmp-dev libfaiss-dev libcjson-dev libutf8proc-dev libxxhash-dev
+      zlib1g-dev python3 python3-numpy python3-faiss)
+[ "${1:-}" = "--bench" ] && pkgs+=(python3-torch linux-perf)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

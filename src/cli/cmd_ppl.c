@@ -79,7 +79,7 @@ int cmd_ppl(int argc, char **argv) {
     if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; perplexity needs at least 2", text, (long long)n);
     PplSum sum = {0};
     double t0 = now_seconds();
-    if (rc == KN_OK) rc = evaluate(m, ids, n, &eo, add_tokens, &sum, &mon.monitor);
+    if (rc == KN_OK) rc = evaluate(m, ids, n, &eo, add_tokens, &sum, &mon.monitor, NULL);
     double secs = now_seconds() - t0;
     if (rc == KN_OK) {
         double nll = exactsum_value(&sum.nll) / (double)sum.count, ppl = exp(nll);

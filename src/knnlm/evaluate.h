@@ -42,10 +42,16 @@ typedef struct {
 
 void evaluate_defaults(EvalOptions *opt);
 
+/* Where the time went (seconds): the forward pass, the lm_head and its softmax, the index search, the exact
+ * distance recompute, and the consumer. */
+typedef struct {
+    double model, logits, search, exact, consumer, total;
+} EvalStats;
+
 /* Scores tokens[0..n): every entry t (0 <= t <= n-2) once. KN_EINVAL for bad options (window larger than the
  * model's n_positions, k < 1, a dimension mismatch between the model and the index), KN_EINTR when stopped.
- * monitor: phase "evaluate", unit tokens. */
+ * monitor: phase "evaluate", unit tokens. stats may be NULL. */
 int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *opt, ScoredFn fn, void *ctx,
-             const KnMonitor *monitor);
+             const KnMonitor *monitor, EvalStats *stats);
 
 #endif

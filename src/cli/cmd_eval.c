@@ -1,0 +1,304 @@
+/* cmd_eval.c — `knnlm eval` (perplexity of held-out text: LM, kNN, the λ/k/T sweep, plot, cases) and
+ * `knnlm query` (the case analysis of one context). */
+#include "cli/args.h"
+#include "cli/cli.h"
+
+#include "dstore/corpus.h"
+#include "index/dstore_index.h"
+#include "knnlm/cases.h"
+#include "knnlm/evaluate.h"
+#include "knnlm/plot.h"
+#include "knnlm/sweep.h"
+#include "util/error.h"
+#include "util/file.h"
+#include "util/hash.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* What eval and query both open and check. */
+typedef struct {
+    Gpt2 *model;
+    Tokenizer *tk;
+    Dstore *ds;
+    KnnIndex *index;
+} KnnSetup;
+
+static void setup_free(KnnSetup *s) {
+    index_free(s->index);
+    dstore_close(s->ds);
+    tokenizer_free(s->tk);
+    gpt2_free(s->model);
+}
+
+/* Loads everything and checks that the datastore was built with this model's weights, that the index belongs
+ * to the datastore, and that k fits. */
+static int setup_open(KnnSetup *s, const char *model_dir, const char *weights, const char *dstore, const char *index, int nprobe, int k) {
+    memset(s, 0, sizeof *s);
+    char path[PATH_MAX], hash[HASH_HEX_LEN];
+    int rc = gpt2_load(&s->model, model_dir, weights);
+    if (rc == KN_OK) rc = path_join(path, sizeof path, model_dir, "tokenizer.json");
+    if (rc == KN_OK) rc = tokenizer_load(&s->tk, path);
+    if (rc == KN_OK) rc = dstore_open(&s->ds, dstore);
+    if (rc == KN_OK) rc = hash_file(gpt2_weights_path(s->model), hash);
+    const DstoreManifest *m = rc == KN_OK ? dstore_manifest(s->ds) : NULL;
+    if (rc == KN_OK && strcmp(hash, m->weights_hash) != 0)
+        rc = kn_error(KN_EMISMATCH, "%s: the datastore was built with other model weights (hash %s, from %s) than %s (hash %s)", dstore, m->weights_hash,
+                      m->model, gpt2_weights_path(s->model), hash);
+    if (rc == KN_OK && m->dim != gpt2_config(s->model)->n_embd)
+        rc = kn_error(KN_EMISMATCH, "%s: keys of dimension %d, but the model's are %d", dstore, m->dim, gpt2_config(s->model)->n_embd);
+    if (rc == KN_OK) rc = dstore_index_open(&s->index, index, s->ds);
+    if (rc == KN_OK && nprobe < 1) rc = kn_error(KN_EINVAL, "--nprobe %d: must be at least 1", nprobe);
+    if (rc == KN_OK) rc = index_set_nprobe(s->index, nprobe);
+    if (rc == KN_OK && k < 1) rc = kn_error(KN_EINVAL, "--k %d: must be at least 1", k);
+    if (rc == KN_OK && k > dstore_size(s->ds)) rc = kn_error(KN_EINVAL, "--k %d: larger than the datastore (%lld entries)", k, (long long)dstore_size(s->ds));
+    if (rc == KN_OK) dstore_advise(s->ds, DSTORE_RANDOM);
+    if (rc != KN_OK) setup_free(s);
+    return rc;
+}
+
+static int parse_distance(const char *s, KnnDistance *d) {
+    if (!strcmp(s, "l2sq")) *d = KNN_DIST_L2SQ;
+    else if (!strcmp(s, "l2")) *d = KNN_DIST_L2;
+    else return kn_error(KN_EINVAL, "--distance %s: expected l2sq (squared L2, as Faiss returns it) or l2", s);
+    return KN_OK;
+}
+
+static int parse_lambda(double x, const char *opt) {
+    if (!(x >= 0 && x <= 1)) return kn_error(KN_EINVAL, "%s %g: λ must be in [0, 1]", opt, x);
+    return KN_OK;
+}
+
+typedef struct {
+    Sweep *sweep;
+    FILE *cases;
+    CaseOptions case_opt;
+    int case_k;
+} EvalConsumer;
+
+static int consume(void *ctx, const ScoredToken *t, int n) {
+    EvalConsumer *c = ctx;
+    for (int i = 0; i < n; i++) {
+        int rc = sweep_add_token(c->sweep, t[i].lm_log_prob, t[i].dist, t[i].vals, t[i].k, t[i].label);
+        if (rc == KN_OK && c->cases) {
+            ScoredToken shown = t[i];
+            shown.k = c->case_k;
+            rc = case_write(c->cases, &shown, t[i].label, &c->case_opt);
+        }
+        if (rc != KN_OK) return rc;
+    }
+    return KN_OK;
+}
+
+/* "8,16,...,k": the default k values of the sweep (powers of two from 8, and k itself). */
+static void default_ks(char *buf, size_t cap, int k) {
+    buf[0] = '\0';
+    for (int x = 8; x < k; x *= 2) snprintf(buf + strlen(buf), cap - strlen(buf), "%d,", x);
+    snprintf(buf + strlen(buf), cap - strlen(buf), "%d", k);
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_dir = NULL, *weights = NULL, *dstore = NULL, *index = NULL, *text = NULL, *format = "auto";
+    const char *lambdas = "0:1:0.05", *ks_spec = NULL, *temps = "1", *distance = "l2sq";
+    const char *csv = NULL, *json = NULL, *plot = NULL, *cases = NULL;
+    int k = 8, nprobe = 32, exact = 0, window = 0, stride = 0, max_tokens = 0, replace = 0, case_k = 8, quiet;
+    double case_lambda = 0.25;
+    const ArgOpt opts[] = {
+        {"--model", ARG_STR, &model_dir, "DIR", "the Hugging Face GPT-2 folder the datastore was built with", 1},
+        {"--weights", ARG_STR, &weights, "FILE", "the weights file to use (default: found in --model)", 0},
+        {"--dstore", ARG_STR, &dstore, "DSTORE", "the datastore folder", 1},
+        {"--index", ARG_STR, &index, "INDEX", "its index (knnlm index build)", 1},
+        {"--text", ARG_STR, &text, "FILE", "held-out text, one paragraph per line (or WikiExtractor output)", 1},
+        {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
+        {"--k", ARG_INT, &k, "N", "neighbours searched per token (default 8)", 0},
+        {"--ks", ARG_STR, &ks_spec, "LIST", "k values evaluated from that one search, each <= --k (default: 8, 16, ... and --k)", 0},
+        {"--lambda", ARG_STR, &lambdas, "GRID", "λ values: start:stop:step or a list (default 0:1:0.05)", 0},
+        {"--temperature", ARG_STR, &temps, "LIST", "kNN softmax temperatures (default 1)", 0},
+        {"--distance", ARG_STR, &distance, "KIND", "l2sq (default: squared L2, as Faiss returns it) or l2", 0},
+        {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32; no effect on Flat)", 0},
+        {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute the neighbours' distances from the datastore's keys (for PQ indexes)", 0},
+        {"--window", ARG_INT, &window, "N", "tokens per window (default: the datastore's)", 0},
+        {"--stride", ARG_INT, &stride, "N", "tokens between window starts (default: the datastore's)", 0},
+        {"--max-tokens", ARG_INT, &max_tokens, "N", "evaluate only the first N tokens of the text's stream", 0},
+        {"--csv", ARG_STR, &csv, "FILE", "write every (λ, k, T) point as CSV", 0},
+        {"--json", ARG_STR, &json, "FILE", "write the results as JSON ({\"tokens\", \"lm_ppl\", \"knn_ppl\", \"sweep\", \"best\", ...})", 0},
+        {"--plot", ARG_STR, &plot, "FILE.svg", "write the plot of perplexity against λ (SVG)", 0},
+        {"--cases", ARG_STR, &cases, "FILE.jsonl", "write the case analysis, one JSON object per token", 0},
+        {"--case-lambda", ARG_DOUBLE, &case_lambda, "L", "the λ the case analysis describes (default 0.25)", 0},
+        {"--case-k", ARG_INT, &case_k, "N", "neighbours shown per token in the case analysis (default 8, at most --k)", 0},
+        {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
+        {0},
+    };
+    const ArgSpec spec = {"knnlm eval", "kNN-LM perplexity of held-out text: the LM alone, the kNN alone and their interpolation for every λ, k and T, in one pass.",
+                          "--model DIR --dstore DSTORE --index INDEX --text FILE [--k 8] [--lambda 0:1:0.05] [--plot ppl.svg]",
+                          "p(y) = λ p_kNN(y) + (1 - λ) p_LM(y), p_kNN from the k nearest keys weighted by exp(-d/T). A token whose value\n"
+                          "is among none of its neighbours has p_kNN = 0, so the kNN alone (and λ = 1) can have infinite perplexity:\n"
+                          "reported as inf, never clipped.",
+                          opts};
+    char *rest[1];
+    int nrest;
+    int a = args_parse(&spec, argc, argv, rest, 0, &nrest, &quiet);
+    if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
+    SweepConfig sc = {0};
+    double *lam = NULL, *tem = NULL;
+    int *kv = NULL;
+    char ks_default[256];
+    default_ks(ks_default, sizeof ks_default, k > 0 ? k : 1);
+    CorpusFormat fmt;
+    int rc = corpus_format_parse(format, &fmt);
+    if (rc == KN_OK) rc = parse_distance(distance, &sc.distance);
+    if (rc == KN_OK) rc = sweep_parse_lambdas(lambdas, "--lambda", &lam, &sc.n_lambdas);
+    if (rc == KN_OK) rc = sweep_parse_ks(ks_spec ? ks_spec : ks_default, "--ks", &kv, &sc.n_ks);
+    if (rc == KN_OK) rc = sweep_parse_temperatures(temps, "--temperature", &tem, &sc.n_temperatures);
+    if (rc == KN_OK) rc = parse_lambda(case_lambda, "--case-lambda");
+    if (rc == KN_OK && (case_k < 1 || case_k > k)) rc = kn_error(KN_EINVAL, "--case-k %d: must be between 1 and --k (%d)", case_k, k);
+    if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
+    for (int i = 0; rc == KN_OK && i < sc.n_ks; i++)
+        if (kv[i] > k) rc = kn_error(KN_EINVAL, "--ks: %d is larger than --k %d (the neighbours searched)", kv[i], k);
+    sc.lambdas = lam;
+    sc.ks = kv;
+    sc.temperatures = tem;
+    sc.k_searched = k;
+    KnnSetup s = {0};
+    Sweep *sweep = NULL;
+    if (rc == KN_OK) rc = sweep_create(&sweep, &sc);
+    if (rc == KN_OK) rc = setup_open(&s, model_dir, weights, dstore, index, nprobe, k);
+    if (rc != KN_OK) {
+        sweep_free(sweep);
+        free(lam), free(kv), free(tem);
+        return cli_fail("eval", rc);
+    }
+    const DstoreManifest *m = dstore_manifest(s.ds);
+    EvalOptions eo;
+    evaluate_defaults(&eo);
+    eo.window = window ? window : m->window;
+    eo.stride = stride ? stride : (window ? (eo.window + 1) / 2 : m->stride);
+    gpt2_key_parse(m->key, &eo.key);
+    eo.index = s.index;
+    eo.dstore = s.ds;
+    eo.k = k;
+    eo.exact_distances = exact;
+    CorpusOptions co = {fmt, m->eos_id, max_tokens, replace ? CORPUS_REPLACE_INVALID_UTF8 : 0};
+    int32_t *ids = NULL;
+    int64_t n = 0;
+    rc = corpus_tokenize_all(s.tk, text, &co, &ids, &n, NULL);
+    if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; there is nothing to predict", text, (long long)n);
+    EvalConsumer c = {sweep, NULL, {s.tk, case_lambda, sweep_config(sweep)->temperatures[0], sc.distance}, case_k};
+    if (rc == KN_OK && cases && !(c.cases = fopen(cases, "w"))) rc = kn_error_errno("%s: cannot create", cases);
+    CliMonitor mon;
+    cli_monitor_init(&mon, quiet);
+    cli_catch_signals();
+    EvalStats st;
+    if (rc == KN_OK) rc = evaluate(s.model, ids, n, &eo, consume, &c, &mon.monitor, &st);
+    if (c.cases && fclose(c.cases) != 0 && rc == KN_OK) rc = kn_error_errno("%s: write failed", cases);
+    if (rc == KN_OK) {
+        char desc[256];
+        index_describe(s.index, desc, sizeof desc);
+        printf("datastore %s: %lld entries (%s keys); index: %s\n", dstore, (long long)dstore_size(s.ds), m->key, desc);
+        printf("text %s: window %d, stride %d%s\n\n", text, eo.window, eo.stride, exact ? ", exact distances" : "");
+        rc = sweep_write_table(sweep, stdout, "<stdout>");
+        printf("\ntime: %.1f s, %.0f tokens/s (model %.1f s, lm_head+softmax %.1f s, search %.1f s, values/exact distances %.1f s, sweep %.1f s)\n",
+               st.total, (double)sweep_tokens(sweep) / st.total, st.model, st.logits, st.search, st.exact, st.consumer);
+    }
+    if (rc == KN_OK && csv) rc = sweep_write_csv(sweep, csv);
+    if (rc == KN_OK && json) rc = sweep_write_json(sweep, json);
+    if (rc == KN_OK && plot) rc = plot_sweep_svg(sweep, plot, PLOT_SCALE_AUTO);
+    free(ids);
+    sweep_free(sweep);
+    free(lam), free(kv), free(tem);
+    setup_free(&s);
+    return rc == KN_OK ? EXIT_OK : cli_fail("eval", rc);
+}
+
+typedef struct {
+    int64_t last;      /* the position of the context's last token: its label is unknown */
+    CaseOptions opt;
+} QueryConsumer;
+
+static int print_case(void *ctx, const ScoredToken *t, int n) {
+    QueryConsumer *q = ctx;
+    for (int i = 0; i < n; i++) {
+        int rc = case_write(stdout, &t[i], t[i].position == q->last ? -1 : t[i].label, &q->opt);
+        if (rc != KN_OK) return rc;
+    }
+    return KN_OK;
+}
+
+int cmd_query(int argc, char **argv) {
+    const char *model_dir = NULL, *weights = NULL, *dstore = NULL, *index = NULL, *context = NULL, *context_file = NULL, *distance = "l2sq";
+    int k = 8, nprobe = 32, exact = 0, quiet;
+    double lambda = 0.25, temperature = 1;
+    const ArgOpt opts[] = {
+        {"--model", ARG_STR, &model_dir, "DIR", "the Hugging Face GPT-2 folder the datastore was built with", 1},
+        {"--weights", ARG_STR, &weights, "FILE", "the weights file to use (default: found in --model)", 0},
+        {"--dstore", ARG_STR, &dstore, "DSTORE", "the datastore folder", 1},
+        {"--index", ARG_STR, &index, "INDEX", "its index", 1},
+        {"--context", ARG_STR, &context, "TEXT", "the text to analyse", 0},
+        {"--context-file", ARG_STR, &context_file, "FILE", "read the text from a file instead", 0},
+        {"--k", ARG_INT, &k, "N", "neighbours (default 8)", 0},
+        {"--lambda", ARG_DOUBLE, &lambda, "L", "interpolation weight of the kNN side (default 0.25)", 0},
+        {"--temperature", ARG_DOUBLE, &temperature, "T", "kNN softmax temperature (default 1)", 0},
+        {"--distance", ARG_STR, &distance, "KIND", "l2sq (default) or l2", 0},
+        {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32)", 0},
+        {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute distances from the datastore's keys", 0},
+        {0},
+    };
+    const ArgSpec spec = {"knnlm query", "The case analysis of one context: for every position whose next token is known, what the LM and the kNN predict.",
+                          "--model DIR --dstore DSTORE --index INDEX --context \"...\" [--k 8] [--lambda 0.25]",
+                          "One JSON object per line: label, lm, knn, lm+knn, lm_probability, knn_probability, knn_lm_percent, labels,\n"
+                          "values, distance, softmax. The last object is the continuation of the context (label null). The context is\n"
+                          "tokenized as given (no </s> is added); only its last window (the model's n_positions) is used.",
+                          opts};
+    char *rest[1];
+    int nrest;
+    int a = args_parse(&spec, argc, argv, rest, 0, &nrest, &quiet);
+    if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
+    char *file_text = NULL;
+    size_t len = 0;
+    KnnDistance dk = KNN_DIST_L2SQ;
+    int rc = parse_distance(distance, &dk);
+    if (rc == KN_OK) rc = parse_lambda(lambda, "--lambda");
+    if (rc == KN_OK && !(temperature > 0)) rc = kn_error(KN_EINVAL, "--temperature %g: must be positive", temperature);
+    if (rc == KN_OK && !!context == !!context_file) rc = kn_error(KN_EINVAL, "give exactly one of --context TEXT and --context-file FILE");
+    if (rc == KN_OK && context_file && (rc = file_read_all(context_file, &file_text, &len)) == KN_OK) context = file_text;
+    if (rc == KN_OK) len = strlen(context);
+    if (rc == KN_OK && len == 0) rc = kn_error(KN_EINVAL, "the context is empty");
+    KnnSetup s = {0};
+    if (rc == KN_OK) rc = setup_open(&s, model_dir, weights, dstore, index, nprobe, k);
+    if (rc != KN_OK) {
+        free(file_text);
+        return cli_fail("query", rc);
+    }
+    IdVec ids = {0};
+    rc = tokenizer_encode(s.tk, context, len, 0, &ids);
+    if (rc != KN_OK) kn_error_wrap(rc, "%s", context_file ? context_file : "--context");
+    const DstoreManifest *m = dstore_manifest(s.ds);
+    const int maxT = gpt2_config(s.model)->n_positions;
+    if (rc == KN_OK && ids.len == 0) rc = kn_error(KN_EINVAL, "the context gives no tokens");
+    /* the last maxT - 1 tokens, plus a placeholder after them so that the last position is scored too (its
+     * output does not depend on the placeholder: attention is causal) */
+    size_t first = ids.len > (size_t)maxT - 1 ? ids.len - ((size_t)maxT - 1) : 0;
+    if (rc == KN_OK && first > 0) fprintf(stderr, "knnlm query: the context has %zu tokens; analysing its last %d\n", ids.len, maxT - 1);
+    if (rc == KN_OK) rc = idvec_reserve(&ids, 1);
+    if (rc == KN_OK) {
+        ids.data[ids.len++] = m->eos_id;
+        EvalOptions eo;
+        evaluate_defaults(&eo);
+        eo.window = eo.stride = (int)(ids.len - first);
+        gpt2_key_parse(m->key, &eo.key);
+        eo.index = s.index;
+        eo.dstore = s.ds;
+        eo.k = k;
+        eo.exact_distances = exact;
+        QueryConsumer q = {(int64_t)(ids.len - first) - 2, {s.tk, lambda, temperature, dk}};
+        rc = evaluate(s.model, ids.data + first, (int64_t)(ids.len - first), &eo, print_case, &q, NULL, NULL);
+    }
+    if (rc == KN_OK && fflush(stdout) != 0) rc = kn_error_errno("<stdout>: write failed");
+    idvec_free(&ids);
+    free(file_text);
+    setup_free(&s);
+    return rc == KN_OK ? EXIT_OK : cli_fail("query", rc);
+}

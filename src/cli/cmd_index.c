@@ -1,0 +1,64 @@
+/* cmd_index.c — `knnlm index build`: a Faiss index over a datastore's keys. */
+#include "cli/args.h"
+#include "cli/cli.h"
+
+#include "index/dstore_index.h"
+#include "util/error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int cmd_index(int argc, char **argv) {
+    if (argc < 2 || strcmp(argv[1], "build") != 0) {
+        if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+            printf("usage: knnlm index build --dstore DSTORE --out INDEX [options]   (knnlm index build --help)\n");
+            return EXIT_OK;
+        }
+        fprintf(stderr, "usage: knnlm index build --dstore DSTORE --out INDEX [options]   (knnlm index build --help)\n");
+        return EXIT_USAGE;
+    }
+    IndexBuildOptions o;
+    index_build_defaults(&o);
+    const char *dstore = NULL, *out = NULL;
+    int train_size = 0, batch = (int)o.batch, shard_rows = (int)o.shard_rows, seed = (int)o.seed, quiet;
+    const ArgOpt opts[] = {
+        {"--dstore", ARG_STR, &dstore, "DSTORE", "the datastore folder (knnlm datastore build)", 1},
+        {"--out", ARG_STR, &out, "INDEX", "the index file to write (plus INDEX.meta.json, and INDEX.ivfdata with --ondisk)", 1},
+        {"--factory", ARG_STR, &o.factory, "STRING", "Faiss index factory string, L2 metric: \"Flat\" (default, exact) for small datastores, \"IVF4096,PQ64\" for large ones, or any other", 0},
+        {"--train-size", ARG_INT, &train_size, "N", "keys in the training sample (default: Faiss' recommendation, at least 65536)", 0},
+        {"--batch", ARG_INT, &batch, "N", "keys added per batch (default 65536)", 0},
+        {"--seed", ARG_INT, &seed, "S", "seed of the training sample (default 1)", 0},
+        {"--ondisk", ARG_FLAG, &o.ondisk, NULL, "keep the inverted lists in a memory-mapped INDEX.ivfdata (IVF only): built as shards and merged, for indexes larger than memory", 0},
+        {"--shard-rows", ARG_INT, &shard_rows, "N", "with --ondisk: keys per shard held in memory at once (default 4194304)", 0},
+        {0},
+    };
+    const ArgSpec spec = {"knnlm index build", "Builds a Faiss index (L2) over a datastore's keys; its ids are the datastore's rows.",
+                          "--dstore DSTORE --out INDEX [--factory \"IVF4096,PQ64\"] [--train-size N] [--ondisk]",
+                          "The file is an ordinary Faiss index: Python's faiss.read_index opens it.", opts};
+    char *rest[1];
+    int nrest;
+    int a = args_parse(&spec, argc - 1, argv + 1, rest, 0, &nrest, &quiet);
+    if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
+    if (train_size < 0 || seed < 0) {
+        fprintf(stderr, "knnlm index build: --train-size and --seed must not be negative\n");
+        return EXIT_USAGE;
+    }
+    o.train_size = train_size;
+    o.batch = batch;
+    o.shard_rows = shard_rows;
+    o.seed = (uint64_t)seed;
+    Dstore *ds;
+    int rc = dstore_open(&ds, dstore);
+    if (rc != KN_OK) return cli_fail("index build", rc);
+    CliMonitor mon;
+    cli_monitor_init(&mon, quiet);
+    cli_catch_signals();
+    IndexBuildReport rep;
+    rc = dstore_index_build(ds, out, &o, &mon.monitor, &rep);
+    dstore_close(ds);
+    if (rc != KN_OK) return cli_fail("index build", rc);
+    printf("%s: %s over %lld keys%s", out, o.factory, (long long)rep.added, o.ondisk ? " (inverted lists on disk)" : "");
+    if (rep.trained_on) printf("; trained on %lld keys in %.1f s", (long long)rep.trained_on, rep.train_seconds);
+    printf("; added in %.1f s\n", rep.add_seconds);
+    return EXIT_OK;
+}

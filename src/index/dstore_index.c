@@ -1,0 +1,270 @@
+/* dstore_index.c — see dstore_index.h. */
+#include "index/dstore_index.h"
+
+#include "util/error.h"
+#include "util/file.h"
+#include "util/version.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void index_build_defaults(IndexBuildOptions *o) {
+    memset(o, 0, sizeof *o);
+    o->factory = "Flat";
+    o->batch = 65536;
+    o->seed = 1;
+    o->shard_rows = 4194304;
+}
+
+static double seconds_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* n distinct rows of [0, N), drawn with a seeded partial Fisher-Yates over a sparse permutation (a hash-free
+ * version: Floyd's algorithm), then sorted so the keys are read in file order. */
+static int sample_rows(int64_t N, int64_t n, uint64_t seed, int64_t **out) {
+    int64_t *rows = malloc((size_t)n * sizeof *rows);
+    if (!rows) return kn_error(KN_ENOMEM, "out of memory for a training sample of %lld rows", (long long)n);
+    if (n == N) {
+        for (int64_t i = 0; i < n; i++) rows[i] = i;
+        *out = rows;
+        return KN_OK;
+    }
+    /* Floyd: for j = N-n .. N-1 pick t in [0, j]; take t unless taken, else j. Membership via a sorted copy
+     * would be O(n^2); a bitmap over N bits is at most 13 MB for 10^8 rows. */
+    uint8_t *taken = calloc((size_t)(N + 7) / 8, 1);
+    if (!taken) {
+        free(rows);
+        return kn_error(KN_ENOMEM, "out of memory for the sample bitmap");
+    }
+    int64_t k = 0;
+    for (int64_t j = N - n; j < N; j++) {
+        int64_t t = (int64_t)(splitmix64(&seed) % (uint64_t)(j + 1));
+        if (taken[t >> 3] & (1u << (t & 7))) t = j;
+        taken[t >> 3] |= (uint8_t)(1u << (t & 7));
+        rows[k++] = t;
+    }
+    free(taken);
+    qsort(rows, (size_t)n, sizeof *rows, cmp_i64);
+    *out = rows;
+    return KN_OK;
+}
+
+static int train(KnnIndex *ix, const Dstore *ds, const IndexBuildOptions *o, const KnMonitor *mon, IndexBuildReport *rep) {
+    const int64_t N = dstore_size(ds);
+    const int D = dstore_dim(ds);
+    int64_t n = o->train_size;
+    if (n <= 0) {
+        n = index_train_points_recommended(ix);
+        if (n < 65536) n = 65536;
+    }
+    if (n > N) n = N;
+    int64_t *rows = NULL;
+    int rc = sample_rows(N, n, o->seed, &rows);
+    if (rc != KN_OK) return rc;
+    float *x = malloc((size_t)n * D * sizeof(float));
+    if (!x) {
+        free(rows);
+        return kn_error(KN_ENOMEM, "out of memory for %lld training vectors", (long long)n);
+    }
+    monitor_begin(mon, "index train", "vectors", (uint64_t)n, 0);
+    enum { CHUNK = 4096 };
+    for (int64_t i = 0; i < n; i += CHUNK) {
+        dstore_key_rows(ds, rows + i, (int)(n - i < CHUNK ? n - i : CHUNK), x + (size_t)i * D);
+        monitor_progress(mon, (uint64_t)(i + CHUNK < n ? i + CHUNK : n), 0);
+    }
+    double t0 = seconds_now();
+    rc = index_train(ix, n, D, x);
+    rep->train_seconds = seconds_now() - t0;
+    rep->trained_on = n;
+    monitor_end(mon, (uint64_t)n, 0);
+    free(x);
+    free(rows);
+    return rc;
+}
+
+/* Adds rows [begin, end) of ds to ix in batches, with global ids. */
+static int add_rows(KnnIndex *ix, const Dstore *ds, int64_t begin, int64_t end, int64_t batch, float *buf, const KnMonitor *mon, int64_t *added) {
+    const int D = dstore_dim(ds);
+    for (int64_t r = begin; r < end; r += batch) {
+        int64_t n = end - r < batch ? end - r : batch;
+        dstore_keys(ds, r, n, buf);
+        int rc = index_add_range(ix, r, n, D, buf);
+        if (rc != KN_OK) return rc;
+        *added += n;
+        monitor_progress(mon, (uint64_t)*added, 0);
+        if (monitor_stopped(mon)) return kn_error(KN_EINTR, "index build interrupted (nothing was written; run it again)");
+    }
+    return KN_OK;
+}
+
+static int write_meta(const Dstore *ds, const char *index_path, const IndexBuildOptions *o, const IndexBuildReport *rep) {
+    const DstoreManifest *m = dstore_manifest(ds);
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "format", "knnlm-index");
+    cJSON_AddNumberToObject(j, "version", 1);
+    cJSON_AddStringToObject(j, "factory", o->factory);
+    cJSON_AddBoolToObject(j, "ondisk", o->ondisk);
+    cJSON_AddNumberToObject(j, "entries", (double)dstore_size(ds));
+    cJSON_AddNumberToObject(j, "dim", dstore_dim(ds));
+    cJSON_AddStringToObject(j, "key", m->key);
+    cJSON_AddStringToObject(j, "weights_hash", m->weights_hash);
+    cJSON_AddStringToObject(j, "keys_hash", m->keys_hash);
+    cJSON_AddStringToObject(j, "corpus_hash", m->corpus_hash);
+    cJSON_AddNumberToObject(j, "train_size", (double)rep->trained_on);
+    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
+    cJSON_AddStringToObject(j, "tool_version", KNNLM_VERSION);
+    char *text = cJSON_Print(j);
+    cJSON_Delete(j);
+    if (!text) return kn_error(KN_ENOMEM, "out of memory");
+    char path[PATH_MAX];
+    int rc = snprintf(path, sizeof path, "%s.meta.json", index_path) < (int)sizeof path ? KN_OK : kn_error(KN_EINVAL, "%s: path too long", index_path);
+    if (rc == KN_OK) rc = file_write_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+/* The "1T vectors" path: a trained empty index, shards of shard_rows rows each written beside the output,
+ * merged into index_path + its ivfdata, shards removed. */
+static int build_ondisk(KnnIndex *trained, const Dstore *ds, const char *index_path, const IndexBuildOptions *o, float *buf, const KnMonitor *mon,
+                        IndexBuildReport *rep) {
+    const int64_t N = dstore_size(ds);
+    char trained_path[PATH_MAX];
+    snprintf(trained_path, sizeof trained_path, "%s.trained.tmp", index_path);
+    int rc = index_write(trained, trained_path);
+    int nshards = (int)((N + o->shard_rows - 1) / o->shard_rows);
+    char **paths = calloc((size_t)nshards, sizeof *paths);
+    if (rc == KN_OK && !paths) rc = kn_error(KN_ENOMEM, "out of memory");
+    monitor_begin(mon, "index add", "vectors", (uint64_t)N, 0);
+    double t0 = seconds_now();
+    for (int s = 0; rc == KN_OK && s < nshards; s++) {
+        paths[s] = malloc(PATH_MAX);
+        if (!paths[s]) {
+            rc = kn_error(KN_ENOMEM, "out of memory");
+            break;
+        }
+        snprintf(paths[s], PATH_MAX, "%s.shard%d.tmp", index_path, s);
+        KnnIndex *shard = NULL;
+        rc = index_read(&shard, trained_path, 0);
+        int64_t begin = (int64_t)s * o->shard_rows, end = begin + o->shard_rows < N ? begin + o->shard_rows : N;
+        if (rc == KN_OK) rc = add_rows(shard, ds, begin, end, o->batch, buf, mon, &rep->added);
+        if (rc == KN_OK) rc = index_write(shard, paths[s]);
+        index_free(shard);
+    }
+    rep->add_seconds = seconds_now() - t0;
+    monitor_end(mon, (uint64_t)rep->added, 0);
+    rep->shards = nshards;
+    if (rc == KN_OK) rc = index_merge_ondisk(trained_path, (const char *const *)paths, nshards, index_path, NULL);
+    for (int s = 0; paths && s < nshards; s++) {
+        if (paths[s]) unlink(paths[s]);
+        free(paths[s]);
+    }
+    free(paths);
+    unlink(trained_path);
+    return rc;
+}
+
+int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuildOptions *o, const KnMonitor *mon, IndexBuildReport *rep) {
+    memset(rep, 0, sizeof *rep);
+    const int64_t N = dstore_size(ds);
+    const int D = dstore_dim(ds);
+    if (N < 1) return kn_error(KN_EINVAL, "the datastore is empty");
+    if (o->batch < 1 || o->shard_rows < 1) return kn_error(KN_EINVAL, "--batch and --shard-rows must be at least 1");
+    KnnIndex *ix = NULL;
+    int rc = index_create(&ix, D, o->factory);
+    if (rc != KN_OK) return rc;
+    if (o->ondisk && index_nlist(ix) == 0) {
+        index_free(ix);
+        return kn_error(KN_EINVAL, "--ondisk needs an IVF index (e.g. \"IVF4096,PQ64\"), not \"%s\"", o->factory);
+    }
+    dstore_advise(ds, DSTORE_SEQUENTIAL);
+    if (!index_is_trained(ix)) rc = train(ix, ds, o, mon, rep);
+    float *buf = rc == KN_OK ? malloc((size_t)o->batch * D * sizeof(float)) : NULL;
+    if (rc == KN_OK && !buf) rc = kn_error(KN_ENOMEM, "out of memory for a batch of %lld keys", (long long)o->batch);
+    if (rc == KN_OK && o->ondisk) {
+        rc = build_ondisk(ix, ds, index_path, o, buf, mon, rep);
+    } else if (rc == KN_OK) {
+        monitor_begin(mon, "index add", "vectors", (uint64_t)N, 0);
+        double t0 = seconds_now();
+        rc = add_rows(ix, ds, 0, N, o->batch, buf, mon, &rep->added);
+        rep->add_seconds = seconds_now() - t0;
+        monitor_end(mon, (uint64_t)rep->added, 0);
+        if (rc == KN_OK) rc = index_write(ix, index_path);
+    }
+    if (rc == KN_OK) rc = write_meta(ds, index_path, o, rep);
+    free(buf);
+    index_free(ix);
+    return rc;
+}
+
+static int meta_str(const cJSON *j, const char *key, const char **out, const char *path) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+    if (!cJSON_IsString(v)) return kn_error(KN_EFORMAT, "%s: \"%s\" is missing", path, key);
+    *out = v->valuestring;
+    return KN_OK;
+}
+
+int dstore_index_open(KnnIndex **out, const char *index_path, const Dstore *ds) {
+    *out = NULL;
+    const DstoreManifest *m = dstore_manifest(ds);
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s.meta.json", index_path) >= (int)sizeof path) return kn_error(KN_EINVAL, "%s: path too long", index_path);
+    char *text;
+    size_t len;
+    int rc = file_read_all(path, &text, &len);
+    if (rc == KN_ENOTFOUND) return kn_error(rc, "%s: missing (the index's record of its datastore; build the index with knnlm index build)", path);
+    if (rc != KN_OK) return rc;
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return kn_error(KN_EFORMAT, "%s: not a JSON object", path);
+    }
+    const char *key = NULL, *wh = NULL, *kh = NULL;
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(j, "entries"), *dim = cJSON_GetObjectItemCaseSensitive(j, "dim");
+    rc = meta_str(j, "key", &key, path);
+    if (rc == KN_OK) rc = meta_str(j, "weights_hash", &wh, path);
+    if (rc == KN_OK) rc = meta_str(j, "keys_hash", &kh, path);
+    if (rc == KN_OK && (!cJSON_IsNumber(entries) || !cJSON_IsNumber(dim))) rc = kn_error(KN_EFORMAT, "%s: \"entries\" or \"dim\" is missing", path);
+    if (rc == KN_OK && strcmp(key, m->key) != 0)
+        rc = kn_error(KN_EMISMATCH, "%s: the index was built on %s keys but the datastore holds %s keys", index_path, key, m->key);
+    if (rc == KN_OK && strcmp(wh, m->weights_hash) != 0)
+        rc = kn_error(KN_EMISMATCH, "%s: the index was built on keys of another model (weights %s, the datastore's are %s)", index_path, wh, m->weights_hash);
+    if (rc == KN_OK && ((int64_t)entries->valuedouble != dstore_size(ds) || (int)dim->valuedouble != dstore_dim(ds)))
+        rc = kn_error(KN_EMISMATCH, "%s: the index was built on %lld keys of dimension %d but the datastore holds %lld of dimension %d", index_path,
+                      (long long)entries->valuedouble, (int)dim->valuedouble, (long long)dstore_size(ds), dstore_dim(ds));
+    if (rc == KN_OK && kh[0] && m->keys_hash[0] && strcmp(kh, m->keys_hash) != 0)
+        rc = kn_error(KN_EMISMATCH, "%s: the index was built on another datastore's keys (keys hash %s, this datastore's is %s)", index_path, kh, m->keys_hash);
+    cJSON_Delete(j);
+    KnnIndex *ix = NULL;
+    if (rc == KN_OK) rc = index_read(&ix, index_path, INDEX_READ_MMAP);
+    if (rc == KN_OK && (index_ntotal(ix) != dstore_size(ds) || index_dim(ix) != dstore_dim(ds)))
+        rc = kn_error(KN_EMISMATCH, "%s: holds %lld vectors of dimension %d but the datastore %lld of dimension %d", index_path, (long long)index_ntotal(ix),
+                      index_dim(ix), (long long)dstore_size(ds), dstore_dim(ds));
+    if (rc != KN_OK) {
+        index_free(ix);
+        return rc;
+    }
+    *out = ix;
+    return KN_OK;
+}

@@ -28,7 +28,7 @@ expect_error() {
     local lines
     lines=$(grep -c . "$T/err")
     if [ "$lines" != 1 ]; then fail "$what: expected one line of error, got $lines: $(head -c 600 "$T/err")"; return; fi
-    if ! grep -q -E "$pattern" "$T/err"; then fail "$what: error does not match /$pattern/: $(cat "$T/err")"; fi
+    if ! grep -q -E -e "$pattern" "$T/err"; then fail "$what: error does not match /$pattern/: $(cat "$T/err")"; fi
 }
 
 # expect_eq DESCRIPTION ACTUAL EXPECTED

@@ -34,6 +34,7 @@ extern "C" {
 #include <cxxabi.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cfloat>
 #include <climits>
@@ -654,6 +655,8 @@ extern "C" int index_set_nprobe(KnnIndex *index, int nprobe) {
     return KN_OK;
 }
 
+enum { SEARCH_PROBE_BYTES = 8 << 20 };
+
 extern "C" int index_search(const KnnIndex *index, int64_t nq, int d, const float *q, int k, float *dist, int64_t *ids) {
     int rc = check_vectors(index, "search", nq, d, q);
     if (rc != KN_OK) return rc;
@@ -664,8 +667,16 @@ extern "C" int index_search(const KnnIndex *index, int64_t nq, int d, const floa
     if (!index->faiss->is_trained) return kn_error(KN_EINVAL, "%s: search: the index is not trained", name);
     if (index->faiss->ntotal == 0) return kn_error(KN_EINVAL, "%s: search: the index is empty", name);
     if (nq == 0) return KN_OK;
+    /* Faiss' IVF search holds nq * nprobe list numbers and coarse distances (12 bytes each) at once: 2.4 GB
+     * for 50,000 queries at nprobe 4096. Feeding it blocks of queries bounds that (tens of thousands of
+     * queries a block at usual nprobe, so Faiss' threads still get large slices). */
+    int64_t block = nq;
+    if (index->ivf) block = std::max<int64_t>(1, SEARCH_PROBE_BYTES / (12 * (int64_t)std::max<size_t>(1, index->ivf->nprobe)));
     return guarded(KN_EINVAL, index->name, "search failed", [&]() -> int {
-        index->faiss->search(nq, q, k, dist, ids);
+        for (int64_t i = 0; i < nq; i += block) {
+            int64_t n = std::min(block, nq - i);
+            index->faiss->search(n, q + i * d, k, dist + i * k, ids + i * k);
+        }
         return KN_OK;
     });
 }

@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <float.h>
 #include <stdint.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,6 +245,31 @@ static void test_flat_k_above_ntotal(void) {
         CHECK_EQ_INT(ids[r], -1);
         CHECK(dist[r] == FLT_MAX);
     }
+    index_free(ix);
+}
+
+/* IVF at nprobe 1 over 200 rows: the probed list holds fewer than k, the rest of the row is empty. */
+static void test_ivf_k_above_reachable(void) {
+    enum { K = 64 };
+    KnnIndex *ix = build("IVF64,Flat", 200, 1);
+    CHECK(ix != NULL);
+    if (!ix) return;
+    static float dist[NQ * K];
+    static int64_t ids[NQ * K];
+    CHECK_OK(index_search(ix, NQ, D, g_query, K, dist, ids));
+    int bad_tail = 0;
+    for (int q = 0; q < NQ; q++) {
+        int filled = 0;
+        while (filled < K && ids[q * K + filled] >= 0) filled++;
+        CHECK(filled < K); /* ~3 rows per list */
+        for (int r = 0; r < filled; r++) {
+            CHECK(ids[q * K + r] < 200);
+            CHECK(r == 0 || dist[q * K + r - 1] <= dist[q * K + r]);
+            CHECK_NEAR(dist[q * K + r], l2sq(g_query + q * D, g_base + ids[q * K + r] * D), 1e-4 * dist[q * K + r]);
+        }
+        for (int r = filled; r < K; r++) bad_tail += !(ids[q * K + r] == -1 && dist[q * K + r] == FLT_MAX);
+    }
+    CHECK_EQ_INT(bad_tail, 0);
     index_free(ix);
 }
 
@@ -600,16 +627,20 @@ static void test_bad_factory_and_arguments(void) {
     CHECK_EQ_INT(index_to_ondisk(ix, "/tmp/never-written.faiss", NULL), KN_EINVAL);
     index_free(ix);
 
-    /* IVF-PQ: training rules */
+    /* IVF: training rules */
+    CHECK_OK(index_create(&ix, D, "IVF64,Flat"));
+    CHECK_EQ_INT(index_train_points_recommended(ix), 64 * 39);
+    CHECK_EQ_INT(index_train(ix, 10, D, g_base), KN_EINVAL); /* fewer points than lists */
+    CHECK_MSG(strstr(kn_errmsg(), "IVF64 (one point per list) needs at least 64") != NULL, "%s", kn_errmsg());
+    CHECK_OK(index_train(ix, 64, D, g_base)); /* one point per list: works, as in Faiss */
+    index_free(ix);
     CHECK_OK(index_create(&ix, D, "IVF64,PQ4"));
     CHECK_EQ_INT(index_train_points_recommended(ix), 256 * 39);
     CHECK_EQ_INT(index_search(ix, 1, D, g_query, 8, dist, ids), KN_EINVAL); /* untrained */
     CHECK(strstr(kn_errmsg(), "not trained") != NULL);
     CHECK_EQ_INT(index_add(ix, 10, D, g_base), KN_EINVAL);
-    CHECK_EQ_INT(index_train(ix, 10, D, g_base), KN_EINVAL); /* fewer points than lists */
-    CHECK_MSG(strstr(kn_errmsg(), "IVF64") != NULL, "%s", kn_errmsg());
-    CHECK_EQ_INT(index_train(ix, 100, D, g_base), KN_EINVAL); /* enough lists, too few for 256 PQ centroids */
-    CHECK_MSG(strstr(kn_errmsg(), "PQ4") != NULL, "%s", kn_errmsg());
+    CHECK_EQ_INT(index_train(ix, 100, D, g_base), KN_EINVAL); /* enough for the lists, too few for 256 PQ centroids */
+    CHECK_MSG(strstr(kn_errmsg(), "PQ4 (256 centroids") != NULL, "%s", kn_errmsg());
     CHECK_EQ_INT(index_train(ix, 0, D, g_base), KN_EINVAL);
     CHECK_EQ_INT(index_train(ix, N, D + 1, g_base), KN_EMISMATCH);
     CHECK_EQ_INT(index_is_trained(ix), 0);
@@ -712,6 +743,41 @@ static void test_bad_files(void) {
     check_read_fails(disk, 0, KN_ENOTFOUND);
 }
 
+/* A write that fails half way (here: the file size limit, as a full disk would) is an error, leaves no
+ * file behind, and leaves an older file of that name as it was. */
+static void test_failed_write_keeps_old_file(void) {
+    char path[256], tmp[300], data[300], data_tmp[320];
+    path_in(path, sizeof path, "limited.faiss");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(data, sizeof data, "%s.ivfdata", path);
+    snprintf(data_tmp, sizeof data_tmp, "%s.tmp", data);
+    KnnIndex *small = build("Flat", 5, 1), *big = build("IVF64,Flat", N, 8), *back = NULL; /* ~5 MB each */
+    CHECK(small && big);
+    if (!small || !big) goto out;
+    CHECK_OK(index_write(small, path));
+    struct rlimit old, limited;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    limited = old;
+    limited.rlim_cur = 1 << 20;
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit then fails with EFBIG instead of killing us */
+    CHECK(setrlimit(RLIMIT_FSIZE, &limited) == 0);
+    int rc_write = index_write(big, path);
+    char msg_write[1024];
+    snprintf(msg_write, sizeof msg_write, "%s", kn_errmsg());
+    int rc_disk = index_to_ondisk(big, path, NULL);
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK_MSG(rc_write == KN_EIO && strstr(msg_write, tmp), "%d %s", rc_write, msg_write);
+    CHECK_MSG(rc_disk == KN_EIO && strstr(kn_errmsg(), data_tmp), "%d %s", rc_disk, kn_errmsg());
+    CHECK(file_size(tmp) < 0 && file_size(data) < 0 && file_size(data_tmp) < 0);
+    CHECK_OK(index_read(&back, path, 0));
+    CHECK_EQ_INT(index_ntotal(back), 5);
+out:
+    index_free(small);
+    index_free(big);
+    index_free(back);
+}
+
 /* ---- Python's faiss reads our files ---- */
 
 static void test_python_reads_our_files(void) {
@@ -764,6 +830,7 @@ int main(void) {
     brute_force();
     RUN(test_flat_matches_brute_force);
     RUN(test_flat_k_above_ntotal);
+    RUN(test_ivf_k_above_reachable);
     RUN(test_ivf_flat_full_probe_equals_flat);
     RUN(test_ivfpq_recall_rises_with_nprobe);
     RUN(test_opq_behind_transform);
@@ -774,6 +841,7 @@ int main(void) {
     RUN(test_bad_factory_and_arguments);
     RUN(test_large_query_batch);
     RUN(test_bad_files);
+    RUN(test_failed_write_keeps_old_file);
     RUN(test_python_reads_our_files);
     fclose(g_manifest);
     if (!getenv("KN_KEEP_TMP")) remove_tree(g_dir);

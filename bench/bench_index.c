@@ -8,6 +8,7 @@
  * over the NQ queries searched as one batch (the best of 3 runs: the machine may be shared), and recall@8
  * against Flat (the share of Flat's 8 nearest that the index also returns among its 8). Scratch files go
  * to $TMPDIR (default /tmp). */
+#include "../tests/index_synth.h"
 #include "index/index.h"
 #include "util/error.h"
 
@@ -18,22 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
-
-static uint64_t splitmix64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(void) { return (double)(splitmix64() >> 11) / 9007199254740992.0; }
-
-static float gaussian(void) {
-    double u = uniform01(), v = uniform01();
-    return (float)(sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v));
-}
-
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -43,22 +28,6 @@ static double now(void) {
 static void die(const char *what) {
     fprintf(stderr, "bench_index: %s: %s\n", what, kn_errmsg());
     exit(1);
-}
-
-/* x[n, d]: cluster centre (uniform in [-1, 1]^d) plus Gaussian noise of 0.5 per coordinate. */
-static void make_vectors(float *x, int64_t n, int d, const float *centres, int ncentres) {
-    for (int64_t i = 0; i < n; i++) {
-        const float *c = centres + (splitmix64() % (uint64_t)ncentres) * (size_t)d;
-        for (int j = 0; j < d; j++) x[i * d + j] = c[j] + 0.5f * gaussian();
-    }
-}
-
-static double recall8(const int64_t *ids, int k, const int64_t *ref, int kref, int64_t nq) {
-    long hits = 0;
-    for (int64_t q = 0; q < nq; q++)
-        for (int i = 0; i < 8 && i < k; i++)
-            for (int j = 0; j < 8; j++) hits += ids[q * k + i] == ref[q * kref + j];
-    return (double)hits / (8.0 * nq);
 }
 
 /* One table row: searches the nq queries at once, 3 times, prints the best q/s and recall@8 against ref
@@ -76,7 +45,7 @@ static void row(const char *what, KnnIndex *ix, int nprobe, int k, const float *
     }
     char np[16] = "-";
     if (nprobe > 0) snprintf(np, sizeof np, "%d", nprobe);
-    printf("| %-28s | %6s | %5d | %10.0f | %8.3f |\n", what, np, k, nq / dt, ref ? recall8(ids, k, ref, 8, nq) : 1.0);
+    printf("| %-28s | %6s | %5d | %10.0f | %8.3f |\n", what, np, k, nq / dt, ref ? synth_recall(ids, k, ref, 8, nq, 8) : 1.0);
     fflush(stdout);
     free(dist);
     free(ids);
@@ -96,9 +65,10 @@ int main(int argc, char **argv) {
     float *centres = malloc(sizeof(float) * ncentres * d);
     float *x = malloc(sizeof(float) * n * d), *q = malloc(sizeof(float) * nq * d);
     if (!centres || !x || !q) die("out of memory");
-    for (int64_t i = 0; i < (int64_t)ncentres * d; i++) centres[i] = (float)(2.0 * uniform01() - 1.0);
-    make_vectors(x, n, d, centres, ncentres);
-    make_vectors(q, nq, d, centres, ncentres);
+    SynthRng rng = {2545};
+    synth_centres(&rng, centres, ncentres, d);
+    synth_points(&rng, x, n, d, centres, ncentres, 0.5);
+    synth_points(&rng, q, nq, d, centres, ncentres, 0.5);
 
     char factory[64], path[512];
     snprintf(factory, sizeof factory, "%s", argc > 5 ? argv[5] : "");

@@ -7,6 +7,7 @@
  * References: a brute-force search in double precision written here; the Flat index; and, when Python's
  * faiss is importable, faiss.read_index of the files we write (tests/check_index.py). */
 #include "index/index.h"
+#include "index_synth.h"
 #include "test.h"
 #include "util/error.h"
 
@@ -41,32 +42,14 @@ static FILE *g_manifest;              /* what tests/check_index.py checks */
 
 /* ---- data ---- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t splitmix64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(void) { return (double)(splitmix64() >> 11) / 9007199254740992.0; }
-
-static double gaussian(void) {
-    double u = uniform01(), v = uniform01();
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
 static void make_data(void) {
-    static float centers[NCLUSTER * D];
-    for (int i = 0; i < NCLUSTER * D; i++) centers[i] = (float)(2.0 * uniform01() - 1.0);
+    static float centres[NCLUSTER * D];
+    SynthRng rng = {20240601};
+    synth_centres(&rng, centres, NCLUSTER, D);
     g_base = malloc(sizeof(float) * N * D);
     g_query = malloc(sizeof(float) * NQ * D);
-    for (int i = 0; i < N + NQ; i++) {
-        float *v = i < N ? g_base + (size_t)i * D : g_query + (size_t)(i - N) * D;
-        const float *c = centers + (splitmix64() % NCLUSTER) * D;
-        for (int j = 0; j < D; j++) v[j] = c[j] + (float)(0.5 * gaussian());
-    }
+    synth_points(&rng, g_base, N, D, centres, NCLUSTER, 0.5);
+    synth_points(&rng, g_query, NQ, D, centres, NCLUSTER, 0.5);
 }
 
 static double l2sq(const float *a, const float *b) {
@@ -148,14 +131,7 @@ static int same_results(const Results *a, const Results *b, int k) {
     return memcmp(a->ids, b->ids, sizeof(int64_t) * NQ * k) == 0 && memcmp(a->dist, b->dist, sizeof(float) * NQ * k) == 0;
 }
 
-/* Mean |top-k of r ∩ top-k of ref| / k. */
-static double recall_at(const Results *r, const Results *ref, int k) {
-    long hits = 0;
-    for (int q = 0; q < NQ; q++)
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++) hits += r->ids[q * k + i] == ref->ids[q * k + j];
-    return (double)hits / ((double)NQ * k);
-}
+static double recall_at(const Results *r, const Results *ref, int k) { return synth_recall(r->ids, k, ref->ids, k, NQ, k); }
 
 static int write_raw(const char *name, const void *data, size_t bytes) {
     char path[256];

@@ -2,8 +2,9 @@
  *
  * usage: bench_index [N [D [NQ [THREADS [FACTORY]]]]]   defaults 1000000 128 1000 2 IVF1024,PQ<D/8>
  *
- * Data: N base vectors and NQ queries of dimension D from a fixed-seed mixture of 4096 overlapping Gaussian
- * clusters ("random-ish": IVF lists mean something, neighbours straddle lists). The IVF-PQ index (FACTORY)
+ * Data: N base vectors and NQ queries of dimension D from a fixed-seed mixture of 4096 Gaussian clusters
+ * (centres uniform in [-1, 1]^D, noise 0.3 per coordinate: "random-ish", IVF lists mean something, and a
+ * query's neighbours are close but not isolated, so PQ codes lose some of them). The IVF-PQ index (FACTORY)
  * is trained on 50,000 vectors. Prints build times, then one row per configuration: queries per second
  * over the NQ queries searched as one batch (the best of 3 runs: the machine may be shared), and recall@8
  * against Flat (the share of Flat's 8 nearest that the index also returns among its 8). Scratch files go
@@ -67,8 +68,8 @@ int main(int argc, char **argv) {
     if (!centres || !x || !q) die("out of memory");
     SynthRng rng = {2545};
     synth_centres(&rng, centres, ncentres, d);
-    synth_points(&rng, x, n, d, centres, ncentres, 0.5);
-    synth_points(&rng, q, nq, d, centres, ncentres, 0.5);
+    synth_points(&rng, x, n, d, centres, ncentres, 0.3);
+    synth_points(&rng, q, nq, d, centres, ncentres, 0.3);
 
     char factory[64], path[512];
     snprintf(factory, sizeof factory, "%s", argc > 5 ? argv[5] : "");

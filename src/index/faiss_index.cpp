@@ -542,8 +542,8 @@ extern "C" int index_read(KnnIndex **out, const char *path, unsigned flags) {
                 rc = map_ondisk_lists(ix.get(), od);
             } else {
                 rc = check_lists_fit(od, od->totsize, path);
-                if (rc == KN_OK && !(flags & INDEX_READ_MMAP)) rc = load_mapped_lists(ix.get(), od);
-                else ix->mapped = ix->read_only = true;
+                if (rc == KN_OK && (flags & INDEX_READ_MMAP)) ix->mapped = ix->read_only = true;
+                else if (rc == KN_OK) rc = load_mapped_lists(ix.get(), od);
             }
             if (rc != KN_OK) return rc;
         }

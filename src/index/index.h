@@ -55,7 +55,9 @@ enum {
  * same name beside the index file (so a folder holding both can be moved). The ivfdata file's size is
  * checked against the lists before it is mapped: a missing one is KN_ENOTFOUND, a short one KN_EFORMAT.
  * A missing index file is KN_ENOTFOUND; a truncated one or one that is not a Faiss index KN_EFORMAT.
- * An index read with INDEX_READ_MMAP, or an on-disk one, is read-only: index_add() refuses it. */
+ * An index read with INDEX_READ_MMAP, or an on-disk one, is read-only: index_add() refuses it.
+ * A read that Faiss abandons half way leaks the objects Faiss 1.7.3 had built (it holds raw pointers
+ * while it reads): a few hundred bytes per failed read, nothing of ours. */
 int index_read(KnnIndex **out, const char *path, unsigned flags);
 
 /* Frees the handle, its Faiss index and its mappings. NULL is allowed. */

@@ -7,6 +7,7 @@
  * References: a brute-force search in double precision written here; the Flat index; and, when Python's
  * faiss is importable, faiss.read_index of the files we write (tests/check_index.py). */
 #include "index/index.h"
+#include "index_synth.h"
 #include "test.h"
 #include "util/error.h"
 
@@ -14,6 +15,8 @@
 #include <fcntl.h>
 #include <float.h>
 #include <stdint.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,32 +42,14 @@ static FILE *g_manifest;              /* what tests/check_index.py checks */
 
 /* ---- data ---- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t splitmix64(void) {
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double uniform01(void) { return (double)(splitmix64() >> 11) / 9007199254740992.0; }
-
-static double gaussian(void) {
-    double u = uniform01(), v = uniform01();
-    return sqrt(-2.0 * log(u + 1e-300)) * cos(6.283185307179586 * v);
-}
-
 static void make_data(void) {
-    static float centers[NCLUSTER * D];
-    for (int i = 0; i < NCLUSTER * D; i++) centers[i] = (float)(2.0 * uniform01() - 1.0);
+    static float centres[NCLUSTER * D];
+    SynthRng rng = {20240601};
+    synth_centres(&rng, centres, NCLUSTER, D);
     g_base = malloc(sizeof(float) * N * D);
     g_query = malloc(sizeof(float) * NQ * D);
-    for (int i = 0; i < N + NQ; i++) {
-        float *v = i < N ? g_base + (size_t)i * D : g_query + (size_t)(i - N) * D;
-        const float *c = centers + (splitmix64() % NCLUSTER) * D;
-        for (int j = 0; j < D; j++) v[j] = c[j] + (float)(0.5 * gaussian());
-    }
+    synth_points(&rng, g_base, N, D, centres, NCLUSTER, 0.5);
+    synth_points(&rng, g_query, NQ, D, centres, NCLUSTER, 0.5);
 }
 
 static double l2sq(const float *a, const float *b) {
@@ -146,14 +131,7 @@ static int same_results(const Results *a, const Results *b, int k) {
     return memcmp(a->ids, b->ids, sizeof(int64_t) * NQ * k) == 0 && memcmp(a->dist, b->dist, sizeof(float) * NQ * k) == 0;
 }
 
-/* Mean |top-k of r ∩ top-k of ref| / k. */
-static double recall_at(const Results *r, const Results *ref, int k) {
-    long hits = 0;
-    for (int q = 0; q < NQ; q++)
-        for (int i = 0; i < k; i++)
-            for (int j = 0; j < k; j++) hits += r->ids[q * k + i] == ref->ids[q * k + j];
-    return (double)hits / ((double)NQ * k);
-}
+static double recall_at(const Results *r, const Results *ref, int k) { return synth_recall(r->ids, k, ref->ids, k, NQ, k); }
 
 static int write_raw(const char *name, const void *data, size_t bytes) {
     char path[256];
@@ -243,6 +221,31 @@ static void test_flat_k_above_ntotal(void) {
         CHECK_EQ_INT(ids[r], -1);
         CHECK(dist[r] == FLT_MAX);
     }
+    index_free(ix);
+}
+
+/* IVF at nprobe 1 over 200 rows: the probed list holds fewer than k, the rest of the row is empty. */
+static void test_ivf_k_above_reachable(void) {
+    enum { K = 64 };
+    KnnIndex *ix = build("IVF64,Flat", 200, 1);
+    CHECK(ix != NULL);
+    if (!ix) return;
+    static float dist[NQ * K];
+    static int64_t ids[NQ * K];
+    CHECK_OK(index_search(ix, NQ, D, g_query, K, dist, ids));
+    int bad_tail = 0;
+    for (int q = 0; q < NQ; q++) {
+        int filled = 0;
+        while (filled < K && ids[q * K + filled] >= 0) filled++;
+        CHECK(filled < K); /* ~3 rows per list */
+        for (int r = 0; r < filled; r++) {
+            CHECK(ids[q * K + r] < 200);
+            CHECK(r == 0 || dist[q * K + r - 1] <= dist[q * K + r]);
+            CHECK_NEAR(dist[q * K + r], l2sq(g_query + q * D, g_base + ids[q * K + r] * D), 1e-4 * dist[q * K + r]);
+        }
+        for (int r = filled; r < K; r++) bad_tail += !(ids[q * K + r] == -1 && dist[q * K + r] == FLT_MAX);
+    }
+    CHECK_EQ_INT(bad_tail, 0);
     index_free(ix);
 }
 
@@ -600,16 +603,20 @@ static void test_bad_factory_and_arguments(void) {
     CHECK_EQ_INT(index_to_ondisk(ix, "/tmp/never-written.faiss", NULL), KN_EINVAL);
     index_free(ix);
 
-    /* IVF-PQ: training rules */
+    /* IVF: training rules */
+    CHECK_OK(index_create(&ix, D, "IVF64,Flat"));
+    CHECK_EQ_INT(index_train_points_recommended(ix), 64 * 39);
+    CHECK_EQ_INT(index_train(ix, 10, D, g_base), KN_EINVAL); /* fewer points than lists */
+    CHECK_MSG(strstr(kn_errmsg(), "IVF64 (one point per list) needs at least 64") != NULL, "%s", kn_errmsg());
+    CHECK_OK(index_train(ix, 64, D, g_base)); /* one point per list: works, as in Faiss */
+    index_free(ix);
     CHECK_OK(index_create(&ix, D, "IVF64,PQ4"));
     CHECK_EQ_INT(index_train_points_recommended(ix), 256 * 39);
     CHECK_EQ_INT(index_search(ix, 1, D, g_query, 8, dist, ids), KN_EINVAL); /* untrained */
     CHECK(strstr(kn_errmsg(), "not trained") != NULL);
     CHECK_EQ_INT(index_add(ix, 10, D, g_base), KN_EINVAL);
-    CHECK_EQ_INT(index_train(ix, 10, D, g_base), KN_EINVAL); /* fewer points than lists */
-    CHECK_MSG(strstr(kn_errmsg(), "IVF64") != NULL, "%s", kn_errmsg());
-    CHECK_EQ_INT(index_train(ix, 100, D, g_base), KN_EINVAL); /* enough lists, too few for 256 PQ centroids */
-    CHECK_MSG(strstr(kn_errmsg(), "PQ4") != NULL, "%s", kn_errmsg());
+    CHECK_EQ_INT(index_train(ix, 100, D, g_base), KN_EINVAL); /* enough for the lists, too few for 256 PQ centroids */
+    CHECK_MSG(strstr(kn_errmsg(), "PQ4 (256 centroids") != NULL, "%s", kn_errmsg());
     CHECK_EQ_INT(index_train(ix, 0, D, g_base), KN_EINVAL);
     CHECK_EQ_INT(index_train(ix, N, D + 1, g_base), KN_EMISMATCH);
     CHECK_EQ_INT(index_is_trained(ix), 0);
@@ -634,20 +641,37 @@ static void test_bad_factory_and_arguments(void) {
 }
 
 static void test_large_query_batch(void) {
+    enum { K = 2, ROWS = 500 };
+    float *dist = malloc(sizeof(float) * N * K), *dist1 = malloc(sizeof(float) * N * K);
+    int64_t *ids = malloc(sizeof(int64_t) * N * K), *ids1 = malloc(sizeof(int64_t) * N * K);
+    /* Flat: every base vector finds itself first, with Faiss' threads splitting the 20,000 queries */
     KnnIndex *ix = build("Flat", N, 1);
-    CHECK(ix != NULL);
-    if (!ix) return;
-    float *dist = malloc(sizeof(float) * N * 2);
-    int64_t *ids = malloc(sizeof(int64_t) * N * 2);
-    CHECK_OK(index_set_threads(2)); /* Faiss splits the queries between threads */
-    CHECK_OK(index_search(ix, N, D, g_base, 2, dist, ids)); /* every base vector finds itself first */
-    CHECK_OK(index_set_threads(1));
+    CHECK(ix && dist && dist1 && ids && ids1);
+    if (!ix || !dist || !dist1 || !ids || !ids1) goto out;
+    CHECK_OK(index_set_threads(2));
+    CHECK_OK(index_search(ix, N, D, g_base, K, dist, ids));
     int self = 0;
-    for (int i = 0; i < N; i++) self += ids[2 * i] == i && fabsf(dist[2 * i]) < 1e-3f && ids[2 * i + 1] != i;
+    for (int i = 0; i < N; i++) self += ids[K * i] == i && fabsf(dist[K * i]) < 1e-3f && ids[K * i + 1] != i;
     CHECK_EQ_INT(self, N);
-    free(dist);
-    free(ids);
     index_free(ix);
+    /* IVF at nprobe 64: 20,000 queries are more than index_search hands Faiss at once; the blocks must
+     * give what 200-query searches give */
+    ix = build("IVF64,Flat", ROWS, 64);
+    CHECK(ix != NULL);
+    if (!ix) goto out;
+    CHECK_OK(index_search(ix, N, D, g_base, K, dist, ids));
+    for (int i = 0; i < N; i += NQ) CHECK_OK(index_search(ix, NQ, D, g_base + (size_t)i * D, K, dist1 + i * K, ids1 + i * K));
+    CHECK(memcmp(ids, ids1, sizeof(int64_t) * N * K) == 0 && memcmp(dist, dist1, sizeof(float) * N * K) == 0);
+    self = 0;
+    for (int i = 0; i < ROWS; i++) self += ids[K * i] == i && dist[K * i] == 0.0f;
+    CHECK_EQ_INT(self, ROWS);
+out:
+    CHECK_OK(index_set_threads(1));
+    index_free(ix);
+    free(dist);
+    free(dist1);
+    free(ids);
+    free(ids1);
 }
 
 static void test_bad_files(void) {
@@ -693,6 +717,41 @@ static void test_bad_files(void) {
     check_read_fails(disk, INDEX_READ_MMAP, KN_EFORMAT);
     CHECK(unlink(data) == 0);
     check_read_fails(disk, 0, KN_ENOTFOUND);
+}
+
+/* A write that fails half way (here: the file size limit, as a full disk would) is an error, leaves no
+ * file behind, and leaves an older file of that name as it was. */
+static void test_failed_write_keeps_old_file(void) {
+    char path[256], tmp[300], data[300], data_tmp[320];
+    path_in(path, sizeof path, "limited.faiss");
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(data, sizeof data, "%s.ivfdata", path);
+    snprintf(data_tmp, sizeof data_tmp, "%s.tmp", data);
+    KnnIndex *small = build("Flat", 5, 1), *big = build("IVF64,Flat", N, 8), *back = NULL; /* ~5 MB each */
+    CHECK(small && big);
+    if (!small || !big) goto out;
+    CHECK_OK(index_write(small, path));
+    struct rlimit old, limited;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    limited = old;
+    limited.rlim_cur = 1 << 20;
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit then fails with EFBIG instead of killing us */
+    CHECK(setrlimit(RLIMIT_FSIZE, &limited) == 0);
+    int rc_write = index_write(big, path);
+    char msg_write[1024];
+    snprintf(msg_write, sizeof msg_write, "%s", kn_errmsg());
+    int rc_disk = index_to_ondisk(big, path, NULL);
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK_MSG(rc_write == KN_EIO && strstr(msg_write, tmp), "%d %s", rc_write, msg_write);
+    CHECK_MSG(rc_disk == KN_EIO && strstr(kn_errmsg(), data_tmp), "%d %s", rc_disk, kn_errmsg());
+    CHECK(file_size(tmp) < 0 && file_size(data) < 0 && file_size(data_tmp) < 0);
+    CHECK_OK(index_read(&back, path, 0));
+    CHECK_EQ_INT(index_ntotal(back), 5);
+out:
+    index_free(small);
+    index_free(big);
+    index_free(back);
 }
 
 /* ---- Python's faiss reads our files ---- */
@@ -747,6 +806,7 @@ int main(void) {
     brute_force();
     RUN(test_flat_matches_brute_force);
     RUN(test_flat_k_above_ntotal);
+    RUN(test_ivf_k_above_reachable);
     RUN(test_ivf_flat_full_probe_equals_flat);
     RUN(test_ivfpq_recall_rises_with_nprobe);
     RUN(test_opq_behind_transform);
@@ -757,6 +817,7 @@ int main(void) {
     RUN(test_bad_factory_and_arguments);
     RUN(test_large_query_batch);
     RUN(test_bad_files);
+    RUN(test_failed_write_keeps_old_file);
     RUN(test_python_reads_our_files);
     fclose(g_manifest);
     if (!getenv("KN_KEEP_TMP")) remove_tree(g_dir);

@@ -37,7 +37,10 @@ typedef struct KnnIndex KnnIndex;
 
 /* A new empty index from a Faiss factory string ("Flat", "IVF4096,PQ64", "OPQ64,IVF4096,PQ64", "IVF256,Flat",
  * any string faiss::index_factory accepts) for vectors of dim floats, metric L2. KN_EINVAL names a string
- * Faiss rejects. The caller frees *out with index_free(). */
+ * Faiss rejects. The caller frees *out with index_free().
+ * One difference from Python's index_factory: a PQ is trained without polysemous codebook reordering (as
+ * if "PQ64np" were written). That reordering serves only Hamming-distance filtering, which we never use;
+ * L2 searches return the same ids and distances either way, and it costs hours at PQ64. */
 int index_create(KnnIndex **out, int dim, const char *factory);
 
 enum {
@@ -52,13 +55,15 @@ enum {
  * same name beside the index file (so a folder holding both can be moved). The ivfdata file's size is
  * checked against the lists before it is mapped: a missing one is KN_ENOTFOUND, a short one KN_EFORMAT.
  * A missing index file is KN_ENOTFOUND; a truncated one or one that is not a Faiss index KN_EFORMAT.
- * An index read with INDEX_READ_MMAP, or an on-disk one, is read-only: index_add() refuses it. */
+ * An index read with INDEX_READ_MMAP, or an on-disk one, is read-only: index_add() refuses it.
+ * A read that Faiss abandons half way leaks the objects Faiss 1.7.3 had built (it holds raw pointers
+ * while it reads): a few hundred bytes per failed read, nothing of ours. */
 int index_read(KnnIndex **out, const char *path, unsigned flags);
 
 /* Frees the handle, its Faiss index and its mappings. NULL is allowed. */
 void index_free(KnnIndex *index);
 
-/* ---- what it is ---- */
+/* ---- what it is (index must not be NULL) ---- */
 
 int index_dim(const KnnIndex *index);
 int64_t index_ntotal(const KnnIndex *index);

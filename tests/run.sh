@@ -7,7 +7,7 @@ build=${1:-build/asan}
 cd "$(dirname "$0")/.."
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 export KNNLM=$PWD/$build/knnlm
 # Debian's python3 (with numpy and faiss from apt), not a pyenv or venv one that lacks them
 export PATH=/usr/bin:$PATH

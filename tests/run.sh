@@ -9,6 +9,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 export KNNLM=$PWD/$build/knnlm
+export KNNLM_RELEASE=${KNNLM_RELEASE:-$PWD/build/release/knnlm}
 # Debian's python3 (with numpy and faiss from apt), not a pyenv or venv one that lacks them
 export PATH=/usr/bin:$PATH
 passed=0

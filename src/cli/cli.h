@@ -4,6 +4,8 @@
 #define KN_CLI_H
 
 #include "cli/progress.h"
+#include "model/gpt2.h"
+#include "tokenizer/tokenizer.h"
 #include "util/monitor.h"
 
 #include <signal.h>
@@ -19,6 +21,9 @@ int cmd_corpus(int argc, char **argv);
 int cmd_index(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+
+/* Loads model_dir (weights: the file to use, or NULL to find it) and model_dir/tokenizer.json. */
+int cli_load_model(const char *model_dir, const char *weights, Gpt2 **model, Tokenizer **tk);
 
 /* Prints "knnlm <command>: <the library's message>" on stderr and returns the exit code for rc. */
 int cli_fail(const char *command, int rc);

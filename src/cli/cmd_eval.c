@@ -38,10 +38,8 @@ static void setup_free(KnnSetup *s) {
  * to the datastore, and that k fits. */
 static int setup_open(KnnSetup *s, const char *model_dir, const char *weights, const char *dstore, const char *index, int nprobe, int k) {
     memset(s, 0, sizeof *s);
-    char path[PATH_MAX], hash[HASH_HEX_LEN];
-    int rc = gpt2_load(&s->model, model_dir, weights);
-    if (rc == KN_OK) rc = path_join(path, sizeof path, model_dir, "tokenizer.json");
-    if (rc == KN_OK) rc = tokenizer_load(&s->tk, path);
+    char hash[HASH_HEX_LEN];
+    int rc = cli_load_model(model_dir, weights, &s->model, &s->tk);
     if (rc == KN_OK) rc = dstore_open(&s->ds, dstore);
     if (rc == KN_OK) rc = hash_file(gpt2_weights_path(s->model), hash);
     const DstoreManifest *m = rc == KN_OK ? dstore_manifest(s->ds) : NULL;

@@ -5,6 +5,7 @@
 #include "dstore/corpus.h"
 #include "knnlm/evaluate.h"
 #include "knnlm/exactsum.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -54,14 +55,8 @@ int cmd_ppl(int argc, char **argv) {
     if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
     Gpt2 *m = NULL;
     Tokenizer *tk = NULL;
-    char path[PATH_MAX];
-    if (rc == KN_OK) rc = gpt2_load(&m, model_dir, weights);
-    if (rc == KN_OK) rc = path_join(path, sizeof path, model_dir, "tokenizer.json");
-    if (rc == KN_OK) rc = tokenizer_load(&tk, path);
-    if (rc != KN_OK) {
-        gpt2_free(m);
-        return cli_fail("ppl", rc);
-    }
+    if (rc == KN_OK) rc = cli_load_model(model_dir, weights, &m, &tk);
+    if (rc != KN_OK) return cli_fail("ppl", rc);
     const Gpt2Config *c = gpt2_config(m);
     EvalOptions eo;
     evaluate_defaults(&eo);
@@ -70,7 +65,7 @@ int cmd_ppl(int argc, char **argv) {
     CliMonitor mon;
     cli_monitor_init(&mon, quiet);
     cli_catch_signals();
-    int32_t eos = c->eos_token_id >= 0 ? c->eos_token_id : tokenizer_token_to_id(tk, "</s>");
+    int32_t eos = corpus_eos_id(c->eos_token_id, tk);
     CorpusOptions co = {fmt, eos, max_tokens, replace ? CORPUS_REPLACE_INVALID_UTF8 : 0};
     int32_t *ids = NULL;
     int64_t n = 0;
@@ -78,9 +73,9 @@ int cmd_ppl(int argc, char **argv) {
     if (rc == KN_OK) rc = corpus_tokenize_all(tk, text, &co, &ids, &n, NULL);
     if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; perplexity needs at least 2", text, (long long)n);
     PplSum sum = {0};
-    double t0 = now_seconds();
+    double t0 = kn_seconds();
     if (rc == KN_OK) rc = evaluate(m, ids, n, &eo, add_tokens, &sum, &mon.monitor, NULL);
-    double secs = now_seconds() - t0;
+    double secs = kn_seconds() - t0;
     if (rc == KN_OK) {
         double nll = exactsum_value(&sum.nll) / (double)sum.count, ppl = exp(nll);
         if (json)

@@ -1,10 +1,14 @@
 /* main.c — `knnlm <command> ...`: dispatch to the subcommands, and what they share (see cli.h). */
 #include "cli/cli.h"
 
+#include "model/gpt2.h"
+#include "tokenizer/tokenizer.h"
 #include "util/error.h"
+#include "util/file.h"
 #include "util/version.h"
 
 #include <cblas.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,6 +27,20 @@ void cli_catch_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+}
+
+int cli_load_model(const char *model_dir, const char *weights, Gpt2 **model, Tokenizer **tk) {
+    char path[PATH_MAX];
+    *model = NULL;
+    *tk = NULL;
+    int rc = gpt2_load(model, model_dir, weights);
+    if (rc == KN_OK) rc = path_join(path, sizeof path, model_dir, "tokenizer.json");
+    if (rc == KN_OK) rc = tokenizer_load(tk, path);
+    if (rc != KN_OK) {
+        gpt2_free(*model);
+        *model = NULL;
+    }
+    return rc;
 }
 
 int cli_fail(const char *command, int rc) {

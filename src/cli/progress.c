@@ -1,15 +1,11 @@
 /* progress.c — see progress.h. */
 #include "cli/progress.h"
 
-#include <stdio.h>
-#include <time.h>
-#include <unistd.h>
+#include "util/clock.h"
 
-double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
+#include <stdio.h>
+#include "util/clock.h"
+#include <unistd.h>
 
 static void format_duration(char *out, size_t cap, double s) {
     if (!(s >= 0) || s > 1e8) {
@@ -38,7 +34,7 @@ void progress_start(Progress *p, const char *label, const char *unit, uint64_t t
     p->unit = unit;
     p->total = total;
     p->start_done = already_done;
-    p->t0 = p->last_draw = p->last_log = now_seconds();
+    p->t0 = p->last_draw = p->last_log = kn_seconds();
     p->quiet = quiet;
     p->tty = !quiet && isatty(STDERR_FILENO);
     p->log_every_s = 60;
@@ -76,7 +72,7 @@ static void draw(Progress *p, uint64_t done, uint64_t bytes, double now, int fin
 
 void progress_update(Progress *p, uint64_t done, uint64_t bytes) {
     if (p->quiet) return;
-    double now = now_seconds();
+    double now = kn_seconds();
     if (p->tty && now - p->last_draw >= 0.1) {
         p->last_draw = now;
         draw(p, done, bytes, now, 0);
@@ -88,7 +84,7 @@ void progress_update(Progress *p, uint64_t done, uint64_t bytes) {
 
 void progress_finish(Progress *p, uint64_t done, uint64_t bytes) {
     if (p->quiet) return;
-    if (p->tty) draw(p, done, bytes, now_seconds(), 1);
+    if (p->tty) draw(p, done, bytes, kn_seconds(), 1);
 }
 
 void progress_callback(void *progress, uint64_t done, uint64_t bytes) { progress_update(progress, done, bytes); }

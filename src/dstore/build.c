@@ -5,6 +5,7 @@
 #include "dstore/manifest.h"
 #include "dstore/window.h"
 #include "tokenizer/tokenizer.h"
+#include "util/clock.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/half.h"
@@ -20,7 +21,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 void dstore_build_defaults(DstoreBuildOptions *o) {
@@ -32,12 +32,6 @@ void dstore_build_defaults(DstoreBuildOptions *o) {
     o->dtype = NPY_F16;
     o->shard_count = 1;
     o->checkpoint_seconds = 60;
-}
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Everything one build holds open. */
@@ -77,7 +71,7 @@ static int wanted_settings(Build *b) {
     m->dim = c->n_embd;
     m->vocab_size = c->vocab_size;
     m->n_layer = c->n_layer;
-    m->eos_id = c->eos_token_id >= 0 ? c->eos_token_id : tokenizer_token_to_id(b->tk, "</s>");
+    m->eos_id = corpus_eos_id(c->eos_token_id, b->tk);
     if (m->eos_id < 0) return kn_error(KN_EFORMAT, "%s: config.json has no eos_token_id and the tokenizer no </s>", o->model_dir);
     int rc = hash_file(gpt2_weights_path(b->model), m->weights_hash);
     if (rc == KN_OK) rc = hash_file(o->corpus_path, m->corpus_hash);
@@ -248,15 +242,15 @@ static int run_windows(Build *b, DstoreBuildReport *rep) {
     int64_t w = b->done < b->man.entries ? window_of_entry(n, o->window, o->stride, b->man.entry_begin + b->done) : b->w_end;
     rep->resumed_at = b->done;
     monitor_begin(b->mon, "datastore", "entries", (uint64_t)b->man.entries, (uint64_t)b->done);
-    double t0 = seconds_now(), last_checkpoint = t0;
+    double t0 = kn_seconds(), last_checkpoint = t0;
     for (; rc == KN_OK && w < b->w_end; w++) {
         Window win = window_at(n, o->window, o->stride, w);
         int64_t e0 = win.emit_begin > b->man.entry_begin + b->done ? win.emit_begin : b->man.entry_begin + b->done, e1 = win.emit_end;
         int T = (int)(win.end - win.begin);
         rc = file_pread_full(b->tokens_fd, tok, (size_t)T * 4, NPY_HEADER_BYTES + (uint64_t)win.begin * 4, b->tokens_path);
-        double tm = seconds_now();
+        double tm = kn_seconds();
         if (rc == KN_OK) rc = gpt2_forward(st, tok, T, 1u << o->key);
-        rep->model_seconds += seconds_now() - tm;
+        rep->model_seconds += kn_seconds() - tm;
         if (rc != KN_OK) break;
         const float *keys = gpt2_state_output(st, o->key) + (size_t)(e0 - win.begin) * dim;
         size_t count = (size_t)(e1 - e0) * (size_t)dim;
@@ -274,7 +268,7 @@ static int run_windows(Build *b, DstoreBuildReport *rep) {
         rep->windows++;
         rep->forwarded_tokens += T;
         monitor_progress(b->mon, (uint64_t)b->done, (uint64_t)b->done * row_bytes);
-        double now = seconds_now();
+        double now = kn_seconds();
         int stop = monitor_stopped(b->mon);
         if (stop || now - last_checkpoint >= o->checkpoint_seconds) {
             rc = checkpoint(b);
@@ -284,7 +278,7 @@ static int run_windows(Build *b, DstoreBuildReport *rep) {
                               (long long)b->done, (long long)b->man.entries);
         }
     }
-    rep->seconds = seconds_now() - t0;
+    rep->seconds = kn_seconds() - t0;
     monitor_end(b->mon, (uint64_t)b->done, (uint64_t)b->done * row_bytes);
     if (rc != KN_OK && rc != KN_EINTR && b->done > 0) {
         /* keep what is on disk usable for the resume: a checkpoint of the entries written before the failure */

@@ -3,6 +3,7 @@
 #include "dstore/corpus.h"
 
 #include "util/error.h"
+#include "util/rng.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,8 @@ typedef struct {
     int expect_title;    /* the next non-blank line may repeat the title */
     char title[512];
 } LineState;
+
+int32_t corpus_eos_id(int32_t config_eos, const Tokenizer *tk) { return config_eos >= 0 ? config_eos : tokenizer_token_to_id(tk, "</s>"); }
 
 int corpus_format_parse(const char *name, CorpusFormat *fmt) {
     if (!strcmp(name, "auto")) *fmt = CORPUS_AUTO;
@@ -230,14 +233,6 @@ int corpus_tokenize_all(const Tokenizer *tk, const char *path, const CorpusOptio
     return KN_OK;
 }
 
-/* splitmix64: a small, well-mixed generator; the split must be reproducible from the seed alone. */
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint64_t seed, const char *train_path,
                  const char *heldout_path, int64_t *n_train, int64_t *n_heldout) {
     *n_train = *n_heldout = 0;
@@ -258,7 +253,7 @@ int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint
             fmt = starts_with(line, (size_t)len, "<doc ") ? CORPUS_WIKIEXTRACTOR : CORPUS_LINES;
         int starts_doc = fmt == CORPUS_LINES ? !is_blank(line, (size_t)len - (line[len - 1] == '\n')) : starts_with(line, (size_t)len, "<doc ");
         if (starts_doc) {
-            int train = (double)(splitmix64(&seed) >> 11) * 0x1.0p-53 < train_fraction;
+            int train = splitmix64_unit(&seed) < train_fraction;
             dst = out[train ? 0 : 1];
             (*(train ? n_train : n_heldout))++;
         }

@@ -42,6 +42,10 @@ int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *
 int corpus_tokenize_all(const Tokenizer *tk, const char *path, const CorpusOptions *opt, int32_t **ids, int64_t *n,
                         const KnMonitor *monitor);
 
+/* The end-of-paragraph token: config.json's eos_token_id when it has one (KoGPT2: 1), else the tokenizer's
+ * "</s>"; -1 when neither exists. */
+int32_t corpus_eos_id(int32_t config_eos, const Tokenizer *tk);
+
 /* "auto" | "lines" | "wikiextractor". */
 int corpus_format_parse(const char *name, CorpusFormat *fmt);
 

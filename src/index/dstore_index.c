@@ -1,7 +1,9 @@
 /* dstore_index.c — see dstore_index.h. */
 #include "index/dstore_index.h"
 
+#include "util/clock.h"
 #include "util/error.h"
+#include "util/rng.h"
 #include "util/file.h"
 #include "util/version.h"
 
@@ -11,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 void index_build_defaults(IndexBuildOptions *o) {
@@ -20,19 +21,6 @@ void index_build_defaults(IndexBuildOptions *o) {
     o->batch = 65536;
     o->seed = 1;
     o->shard_rows = 4194304;
-}
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t splitmix64(uint64_t *s) {
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 static int cmp_i64(const void *a, const void *b) {
@@ -93,9 +81,9 @@ static int train(KnnIndex *ix, const Dstore *ds, const IndexBuildOptions *o, con
         dstore_key_rows(ds, rows + i, (int)(n - i < CHUNK ? n - i : CHUNK), x + (size_t)i * D);
         monitor_progress(mon, (uint64_t)(i + CHUNK < n ? i + CHUNK : n), 0);
     }
-    double t0 = seconds_now();
+    double t0 = kn_seconds();
     rc = index_train(ix, n, D, x);
-    rep->train_seconds = seconds_now() - t0;
+    rep->train_seconds = kn_seconds() - t0;
     rep->trained_on = n;
     monitor_end(mon, (uint64_t)n, 0);
     free(x);
@@ -156,7 +144,7 @@ static int build_ondisk(KnnIndex *trained, const Dstore *ds, const char *index_p
     char **paths = calloc((size_t)nshards, sizeof *paths);
     if (rc == KN_OK && !paths) rc = kn_error(KN_ENOMEM, "out of memory");
     monitor_begin(mon, "index add", "vectors", (uint64_t)N, 0);
-    double t0 = seconds_now();
+    double t0 = kn_seconds();
     for (int s = 0; rc == KN_OK && s < nshards; s++) {
         paths[s] = malloc(PATH_MAX);
         if (!paths[s]) {
@@ -171,7 +159,7 @@ static int build_ondisk(KnnIndex *trained, const Dstore *ds, const char *index_p
         if (rc == KN_OK) rc = index_write(shard, paths[s]);
         index_free(shard);
     }
-    rep->add_seconds = seconds_now() - t0;
+    rep->add_seconds = kn_seconds() - t0;
     monitor_end(mon, (uint64_t)rep->added, 0);
     rep->shards = nshards;
     if (rc == KN_OK) rc = index_merge_ondisk(trained_path, (const char *const *)paths, nshards, index_path, NULL);
@@ -205,9 +193,9 @@ int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuil
         rc = build_ondisk(ix, ds, index_path, o, buf, mon, rep);
     } else if (rc == KN_OK) {
         monitor_begin(mon, "index add", "vectors", (uint64_t)N, 0);
-        double t0 = seconds_now();
+        double t0 = kn_seconds();
         rc = add_rows(ix, ds, 0, N, o->batch, buf, mon, &rep->added);
-        rep->add_seconds = seconds_now() - t0;
+        rep->add_seconds = kn_seconds() - t0;
         monitor_end(mon, (uint64_t)rep->added, 0);
         if (rc == KN_OK) rc = index_write(ix, index_path);
     }

@@ -4,20 +4,14 @@
 #include "knnlm/evaluate.h"
 
 #include "dstore/window.h"
+#include "util/clock.h"
 #include "util/error.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 enum { LOGIT_ROWS = 32 };
-
-static double seconds_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 void evaluate_defaults(EvalOptions *o) {
     memset(o, 0, sizeof *o);
@@ -98,7 +92,7 @@ static int check_options(const Gpt2 *model, const EvalOptions *o) {
 int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *o, ScoredFn fn, void *ctx, const KnMonitor *monitor,
              EvalStats *stats) {
     EvalStats st = {0};
-    double t_start = seconds_now(), t;
+    double t_start = kn_seconds(), t;
     int rc = check_options(model, o);
     if (rc != KN_OK) return rc;
     if (n < 2) return kn_error(KN_EINVAL, "the text gives %lld tokens: nothing to predict", (long long)n);
@@ -124,26 +118,26 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
     for (int64_t w = 0; rc == KN_OK && w < nw; w++) {
         Window win = window_at(n, o->window, o->stride, w);
         const int T = (int)(win.end - win.begin), r0 = (int)(win.emit_begin - win.begin), nr = (int)(win.emit_end - win.emit_begin);
-        t = seconds_now();
+        t = kn_seconds();
         rc = gpt2_forward(b.state, tokens + win.begin, T, need);
-        st.model += seconds_now() - t;
+        st.model += kn_seconds() - t;
         if (rc != KN_OK) break;
         const float *hidden = gpt2_state_output(b.state, KEY_FINAL_HIDDEN) + (size_t)r0 * D;
         if (k) {
             const float *queries = gpt2_state_output(b.state, o->key) + (size_t)r0 * D;
-            t = seconds_now();
+            t = kn_seconds();
             rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
-            st.search += seconds_now() - t;
+            st.search += kn_seconds() - t;
             if (rc != KN_OK) break;
-            t = seconds_now();
+            t = kn_seconds();
             if (o->exact_distances)
                 for (int i = 0; i < nr; i++) exact_distances(o->dstore, queries + (size_t)i * D, D, k, b.dist + (size_t)i * k, b.ids + (size_t)i * k, b.keybuf);
             for (size_t j = 0; j < (size_t)nr * k; j++) b.vals[j] = b.ids[j] >= 0 ? dstore_value(o->dstore, b.ids[j]) : -1;
-            st.exact += seconds_now() - t;
+            st.exact += kn_seconds() - t;
         }
         for (int c0 = 0; rc == KN_OK && c0 < nr; c0 += LOGIT_ROWS) {
             const int rows = nr - c0 < LOGIT_ROWS ? nr - c0 : LOGIT_ROWS;
-            t = seconds_now();
+            t = kn_seconds();
             gpt2_logits(model, hidden + (size_t)c0 * D, rows, b.logits);
 #pragma omp parallel for schedule(static)
             for (int i = 0; i < rows; i++) {
@@ -159,17 +153,17 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
                 s->ids = k ? b.ids + (size_t)r * k : NULL;
                 s->vals = k ? b.vals + (size_t)r * k : NULL;
             }
-            double t2 = seconds_now();
+            double t2 = kn_seconds();
             st.logits += t2 - t;
             rc = fn(ctx, b.scored, rows);
-            st.consumer += seconds_now() - t2;
+            st.consumer += kn_seconds() - t2;
         }
         monitor_progress(monitor, (uint64_t)win.emit_end, 0);
         if (rc == KN_OK && monitor_stopped(monitor)) rc = kn_error(KN_EINTR, "evaluation interrupted");
     }
     monitor_end(monitor, (uint64_t)(n - 1), 0);
     free_buffers(&b);
-    st.total = seconds_now() - t_start;
+    st.total = kn_seconds() - t_start;
     if (stats) *stats = st;
     return rc;
 }

@@ -242,6 +242,78 @@ static void test_attention(void) {
     check_attention(33, 10, 3, 24);  /* head size not a multiple of 16: the OpenBLAS path */
 }
 
+/* The bf16 attention: within bf16 rounding of the double reference on the rounded inputs, the same bits for
+ * any thread count and emulated, and the last query alone equals the batch's. */
+static void check_attention_bf16(int T, int NH, int HS) {
+    const int C = NH * HS, ldkt = ATTN_KEYS_PADDED(T) + 16;
+    const size_t ldvp = (size_t)ATTN_KEYS_PADDED(T) * HS;
+    float *qkv = random_floats((size_t)T * 3 * C, 2.0f), *r = malloc((size_t)T * 3 * C * sizeof(float));
+    for (size_t i = 0; i < (size_t)T * 3 * C; i++) r[i] = bf16_value(qkv[i]);
+    uint16_t *q = malloc((size_t)T * C * sizeof(uint16_t)), *kt = calloc((size_t)C * ldkt, sizeof(uint16_t)), *vp = malloc(NH * ldvp * sizeof(uint16_t));
+    gemm_to_bf16(q, qkv, 3 * C, T, C, 2);
+    pack_keys_bf16(kt, ldkt, qkv + C, 3 * C, T, C, 2);
+    pack_values_bf16(vp, ldvp, qkv + 2 * C, 3 * C, T, NH, HS, 1);
+    float *scratch = malloc(3 * attention_scratch_floats(T) * sizeof(float)), *o1 = malloc((size_t)T * C * sizeof(float)),
+          *o2 = malloc((size_t)T * C * sizeof(float)), *o3 = malloc((size_t)T * C * sizeof(float));
+    double *ref = malloc((size_t)T * C * sizeof(double));
+    const float scale = 1.0f / sqrtf((float)HS);
+    attention_bf16_forward(o1, C, q, C, kt, ldkt, vp, ldvp, T, 0, NH, HS, scale, scratch, 1);
+    attention_bf16_forward(o2, C, q, C, kt, ldkt, vp, ldvp, T, 0, NH, HS, scale, scratch, 3);
+    gemm_bf16_force_emulation(1);
+    attention_bf16_forward(o3, C, q, C, kt, ldkt, vp, ldvp, T, 0, NH, HS, scale, scratch, 2);
+    gemm_bf16_force_emulation(0);
+    attention_ref(ref, r, 3 * C, r + C, r + 2 * C, 3 * C, T, 0, NH, HS, scale);
+    double worst = 0;
+    for (size_t i = 0; i < (size_t)T * C; i++) worst = fmax(worst, fabs(o1[i] - ref[i]));
+    CHECK_MSG(worst < 1e-2, "bf16 attention T %d NH %d HS %d: max |diff| %.3g (P rounded to bf16)", T, NH, HS, worst);
+    CHECK(memcmp(o1, o2, (size_t)T * C * sizeof(float)) == 0);
+    CHECK(memcmp(o1, o3, (size_t)T * C * sizeof(float)) == 0);
+    attention_bf16_forward(o2, C, q + (size_t)(T - 1) * C, C, kt, ldkt, vp, ldvp, 1, T - 1, NH, HS, scale, scratch, 2);
+    CHECK(memcmp(o2, o1 + (size_t)(T - 1) * C, (size_t)C * sizeof(float)) == 0);
+    free(qkv), free(r), free(q), free(kt), free(vp), free(scratch), free(o1), free(o2), free(o3), free(ref);
+}
+
+static void test_attention_bf16(void) {
+    check_attention_bf16(1, 2, 16);
+    check_attention_bf16(7, 3, 32);   /* odd T: the zeroed value pair */
+    check_attention_bf16(100, 2, 64);
+    check_attention_bf16(61, 1, 128);
+}
+
+/* gemm_bf16_out_bf16 = gemm_bf16's fp32 output rounded; layernorm_bf16_forward = layernorm_forward rounded. */
+static void test_bf16_outputs(void) {
+    const int M = 13, K = 70, N = 99, Kp = 70, Np = 100;
+    float *a = random_floats((size_t)M * K, 1.0f), *w = random_floats((size_t)K * N, 0.2f), *bias = random_floats(N, 0.5f);
+    uint16_t *abf = malloc((size_t)M * Kp * sizeof(uint16_t)), *wp = malloc(gemm_bf16_packed_size(K, N) * sizeof(uint16_t));
+    uint16_t *ob = malloc((size_t)M * Np * sizeof(uint16_t));
+    float *of = malloc((size_t)M * N * sizeof(float));
+    gemm_to_bf16(abf, a, K, M, K, 1);
+    gemm_pack_bf16(wp, w, N, K, N, 0, 1);
+    gemm_bf16(of, N, abf, wp, bias, M, K, N, GEMM_ACTIVATE, ACT_GELU_NEW, 2);
+    gemm_bf16_out_bf16(ob, Np, abf, wp, bias, M, K, N, GEMM_ACTIVATE, ACT_GELU_NEW, 2);
+    int bad = 0;
+    for (int m = 0; m < M; m++) {
+        for (int n = 0; n < N; n++) bad += ob[m * Np + n] != f32_to_bf16(of[m * N + n]);
+        bad += ob[m * Np + N] != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    const int T = 9, C = 75;
+    float *x = random_floats((size_t)T * C, 2.0f), *g = random_floats(C, 1.0f), *b = random_floats(C, 1.0f);
+    float *lf = malloc((size_t)T * C * sizeof(float)), *lf2 = malloc((size_t)T * C * sizeof(float));
+    uint16_t *lb = malloc((size_t)T * 76 * sizeof(uint16_t)), *lb2 = malloc((size_t)T * 76 * sizeof(uint16_t));
+    layernorm_forward(lf, x, g, b, T, C, 1e-5f);
+    layernorm_bf16_forward(lb, 76, lf2, x, g, b, T, C, 1e-5f);
+    layernorm_bf16_forward(lb2, 76, NULL, x, g, b, T, C, 1e-5f);
+    CHECK(memcmp(lf, lf2, (size_t)T * C * sizeof(float)) == 0);
+    bad = 0;
+    for (int t = 0; t < T; t++) {
+        for (int i = 0; i < C; i++) bad += lb[t * 76 + i] != f32_to_bf16(lf[t * C + i]) || lb2[t * 76 + i] != lb[t * 76 + i];
+        bad += lb[t * 76 + C] != 0;
+    }
+    CHECK_EQ_INT(bad, 0);
+    free(a), free(w), free(bias), free(abf), free(wp), free(ob), free(of), free(x), free(g), free(b), free(lf), free(lf2), free(lb), free(lb2);
+}
+
 static void test_activation_and_exp(void) {
     enum { N = 20001 };
     float *x = malloc(N * sizeof(float)), *y = malloc(N * sizeof(float));
@@ -290,6 +362,8 @@ int main(void) {
     RUN(test_bf16_rounding);
     RUN(test_gemm_bf16);
     RUN(test_attention);
+    RUN(test_attention_bf16);
+    RUN(test_bf16_outputs);
     RUN(test_activation_and_exp);
     RUN(test_layernorm);
     fprintf(stderr, "  (VDPBF16PS %s on this CPU)\n", gemm_bf16_native() ? "native" : "absent: emulation only");

@@ -321,6 +321,11 @@ static void test_bf16_precision(void) {
     omp_set_num_threads(saved);
     CHECK(memcmp(out[0], out[1], (size_t)T * C * sizeof(float)) == 0);
     CHECK_MSG(memcmp(out[1], out[2], (size_t)T * C * sizeof(float)) == 0, "bf16 emulation differs from VDPBF16PS (native: %d)", gpt2_bf16_native());
+    /* only the last rows: the same bits as the whole window */
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_LAST_FFN_INPUT));
+    memcpy(out[0], gpt2_state_output(s, KEY_LAST_FFN_INPUT), (size_t)T * C * sizeof(float));
+    CHECK_OK(gpt2_forward_rows(s, ids, T, 64, GPT2_NEED_LAST_FFN_INPUT));
+    CHECK(memcmp(out[0] + (size_t)64 * C, gpt2_state_output(s, KEY_LAST_FFN_INPUT) + (size_t)64 * C, (size_t)(T - 64) * C * sizeof(float)) == 0);
     /* back to fp32: the exact references */
     CHECK_OK(gpt2_set_precision(m, GPT2_FP32));
     CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));

@@ -14,6 +14,7 @@
 #include "model/gemm.h"
 #include "model/kernels.h"
 
+#include <assert.h>
 #include <omp.h>
 #include <string.h>
 
@@ -39,19 +40,28 @@ size_t gemm_scratch_floats(int K) { return (size_t)K * GEMM_NR + 16; }
 
 /* Stores a finished tile's first `cols` columns: the activation (GEMM_ACTIVATE), then the residual add
  * (GEMM_ACCUMULATE) or a plain store. */
-static inline __attribute__((always_inline)) void tile_store(float *c, size_t ldc, v16f acc[GEMM_MR][4], const int rows, const int nv,
-                                                             int cols, int mode, Gpt2Activation act) {
-    if (mode == GEMM_STORE && cols == 16 * nv) {
+static inline __attribute__((always_inline)) void tile_store(float *c, uint16_t *cb, size_t ldc, v16f acc[GEMM_MR][4], const int rows,
+                                                             const int nv, int cols, int mode, Gpt2Activation act) {
+    if (mode == GEMM_STORE && cols == 16 * nv && !cb) {
         for (int i = 0; i < rows; i++)
             for (int v = 0; v < nv; v++) vstore(c + i * ldc + 16 * v, acc[i][v]);
         return;
     }
     float t[GEMM_MR][GEMM_NR] __attribute__((aligned(64)));
     for (int i = 0; i < rows; i++)
-        for (int v = 0; v < nv; v++) vstore(t[i] + 16 * v, acc[i][v]);
+        for (int v = 0; v < 4; v++) vstore(t[i] + 16 * v, v < nv ? acc[i][v] : (v16f){0});
+    /* the whole tile in one call: its constants are set up once per tile, not per row */
+    if (mode & GEMM_ACTIVATE) activation_span(act, t[0], (size_t)rows * GEMM_NR);
+    if (cb) { /* bf16 output (gemm_bf16_out_bf16): the next product's input, rounded once here */
+        for (int i = 0; i < rows; i++) {
+            uint16_t *o = cb + i * ldc;
+#pragma omp simd
+            for (int j = 0; j < cols; j++) o[j] = gemm_bf16_round(t[i][j]);
+        }
+        return;
+    }
     for (int i = 0; i < rows; i++) {
         float *o = c + i * ldc;
-        if (mode & GEMM_ACTIVATE) activation_span(act, t[i], (size_t)cols);
         if (mode & GEMM_ACCUMULATE) {
 #pragma omp simd
             for (int j = 0; j < cols; j++) o[j] += t[i][j];
@@ -82,7 +92,7 @@ static inline __attribute__((always_inline)) void tile_f32(const int rows, const
             for (int v = 0; v < nv; v++) acc[i][v] += bv[v] * s;
         }
     }
-    tile_store(c, ldc, acc, rows, nv, cols, mode, act);
+    tile_store(c, NULL, ldc, acc, rows, nv, cols, mode, act);
 }
 
 /* tile_f32 for run-time rows (1..GEMM_MR) and nv (1..4), each pair compiled on its own. */
@@ -159,13 +169,6 @@ void gemm_f32_block(float *out, size_t ldo, const float *inp, size_t ldi, const 
 
 /* ---- bf16 ---------------------------------------------------------------------------------------------- */
 
-/* Round to nearest even, NaN to 0x7fc0: util/half's f32_to_bf16, inline so that loops over it vectorise. */
-static inline uint16_t bf16_round(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
-}
 
 size_t gemm_bf16_packed_size(int K, int N) {
     const size_t Kp = (size_t)(K + 1) / 2 * 2, np = (size_t)(N + GEMM_NR - 1) / GEMM_NR;
@@ -182,7 +185,7 @@ void gemm_pack_bf16(uint16_t *packed, const float *w, size_t ldw, int K, int N, 
                 const int n = p * GEMM_NR + j;
                 float x = 0.0f;
                 if (k < K && n < N) x = transposed ? w[(size_t)n * ldw + k] : w[(size_t)k * ldw + n];
-                dst[(size_t)(k / 2) * 2 * GEMM_NR + 2 * j + (k & 1)] = bf16_round(x);
+                dst[(size_t)(k / 2) * 2 * GEMM_NR + 2 * j + (k & 1)] = gemm_bf16_round(x);
             }
     }
 }
@@ -194,7 +197,7 @@ void gemm_to_bf16(uint16_t *out, const float *inp, size_t ldi, int M, int K, int
         const float *x = inp + (size_t)m * ldi;
         uint16_t *o = out + (size_t)m * Kp;
 #pragma omp simd
-        for (int k = 0; k < K; k++) o[k] = bf16_round(x[k]);
+        for (int k = 0; k < K; k++) o[k] = gemm_bf16_round(x[k]);
         if (Kp > K) o[K] = 0;
     }
 }
@@ -215,6 +218,19 @@ int gemm_bf16_native(void) {
 #endif
 }
 
+/* Where a bf16 product writes: fp32 (f) or bf16 (b), one of them NULL, row length ld. */
+typedef struct {
+    float *f;
+    uint16_t *b;
+    size_t ld;
+} Out;
+
+static inline Out out_at(Out o, int m, int n) {
+    if (o.f) o.f += (size_t)m * o.ld + n;
+    else o.b += (size_t)m * o.ld + n;
+    return o;
+}
+
 static inline uint32_t pair_at(const uint16_t *p) {
     uint32_t u;
     memcpy(&u, p, sizeof u);
@@ -224,7 +240,7 @@ static inline uint32_t pair_at(const uint16_t *p) {
 /* VDPBF16PS in fp32: per lane, acc += a_odd * b_odd, then acc += a_even * b_even (each product of two bf16
  * values is exact in fp32, so each step is one FMA). The even (k) element of a pair is the low half. */
 static inline __attribute__((always_inline)) void tile_bf16_emulated(const int rows, const int nv, int Kp, const uint16_t *a, size_t lda,
-                                                                     const uint16_t *b, const float *bias, float *c, size_t ldc, int cols,
+                                                                     const uint16_t *b, size_t ldb, const float *bias, Out c, int cols,
                                                                      int mode, Gpt2Activation act) {
     v16f acc[GEMM_MR][4];
     for (int i = 0; i < rows; i++)
@@ -233,7 +249,7 @@ static inline __attribute__((always_inline)) void tile_bf16_emulated(const int r
         v16f be[4], bo[4];
         for (int v = 0; v < nv; v++) {
             v16u raw;
-            memcpy(&raw, b + (size_t)kk * 2 * GEMM_NR + 32 * v, sizeof raw);
+            memcpy(&raw, b + (size_t)kk * ldb + 32 * v, sizeof raw);
             v16u e = raw << 16, o = raw & 0xffff0000u;
             memcpy(&be[v], &e, sizeof e);
             memcpy(&bo[v], &o, sizeof o);
@@ -249,14 +265,14 @@ static inline __attribute__((always_inline)) void tile_bf16_emulated(const int r
             }
         }
     }
-    tile_store(c, ldc, acc, rows, nv, cols, mode, act);
+    tile_store(c.f, c.b, c.ld, acc, rows, nv, cols, mode, act);
 }
 
 #if GEMM_HAVE_X86
 #define BF16_TARGET __attribute__((target("avx512f,avx512bf16")))
 static inline __attribute__((always_inline)) BF16_TARGET void tile_bf16_native(const int rows, const int nv, int Kp, const uint16_t *a,
-                                                                                 size_t lda, const uint16_t *b, const float *bias, float *c,
-                                                                                 size_t ldc, int cols, int mode, Gpt2Activation act) {
+                                                                                 size_t lda, const uint16_t *b, size_t ldb, const float *bias,
+                                                                                 Out c, int cols, int mode, Gpt2Activation act) {
     __m512 acc[GEMM_MR][4];
 #pragma GCC unroll 6
     for (int i = 0; i < rows; i++)
@@ -265,7 +281,7 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile_bf16_native(c
     for (int kk = 0; kk < Kp / 2; kk++) {
         __m512bh bv[4];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + (size_t)kk * 2 * GEMM_NR + 32 * v));
+        for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + (size_t)kk * ldb + 32 * v));
 #pragma GCC unroll 6
         for (int i = 0; i < rows; i++) {
             const __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair_at(a + i * lda + 2 * kk));
@@ -276,54 +292,67 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile_bf16_native(c
     v16f out[GEMM_MR][4];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < nv; v++) memcpy(&out[i][v], &acc[i][v], sizeof out[i][v]);
-    tile_store(c, ldc, out, rows, nv, cols, mode, act);
+    tile_store(c.f, c.b, c.ld, out, rows, nv, cols, mode, act);
 }
 
 #define TILE_BF16_CASE(R, V) \
-    case (R) * 8 + (V): tile_bf16_native(R, V, Kp, a, lda, b, bias, c, ldc, cols, mode, act); break;
+    case (R) * 8 + (V): tile_bf16_native(R, V, Kp, a, lda, b, ldb, bias, c, cols, mode, act); break;
 #define TILE_BF16_ROW(R) TILE_BF16_CASE(R, 1) TILE_BF16_CASE(R, 2) TILE_BF16_CASE(R, 3) TILE_BF16_CASE(R, 4)
-static BF16_TARGET void tile_bf16_native_any(int rows, int nv, int Kp, const uint16_t *a, size_t lda, const uint16_t *b, const float *bias,
-                                             float *c, size_t ldc, int cols, int mode, Gpt2Activation act) {
+static BF16_TARGET void tile_bf16_native_any(int rows, int nv, int Kp, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb,
+                                             const float *bias, Out c, int cols, int mode, Gpt2Activation act) {
     switch (rows * 8 + nv) {
         TILE_BF16_ROW(1) TILE_BF16_ROW(2) TILE_BF16_ROW(3) TILE_BF16_ROW(4) TILE_BF16_ROW(5) TILE_BF16_ROW(6)
     default: break;
     }
 }
 
-static BF16_TARGET void panel_bf16_native(float *out, size_t ldo, const uint16_t *inp, size_t ldi, const uint16_t *b, const float *bias,
-                                          int M, int Kp, int cols, int mode, Gpt2Activation act) {
+static BF16_TARGET void panel_bf16_native(Out out, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, const float *bias, int M,
+                                          int Kp, int cols, int mode, Gpt2Activation act) {
     const int nv = (cols + 15) / 16;
     int m0 = 0;
     if (nv == 4)
         for (; m0 + GEMM_MR <= M; m0 += GEMM_MR)
-            tile_bf16_native(GEMM_MR, 4, Kp, inp + (size_t)m0 * ldi, ldi, b, bias, out + (size_t)m0 * ldo, ldo, cols, mode, act);
+            tile_bf16_native(GEMM_MR, 4, Kp, inp + (size_t)m0 * ldi, ldi, b, ldb, bias, out_at(out, m0, 0), cols, mode, act);
     for (; m0 < M; m0 += GEMM_MR)
-        tile_bf16_native_any(M - m0 < GEMM_MR ? M - m0 : GEMM_MR, nv, Kp, inp + (size_t)m0 * ldi, ldi, b, bias, out + (size_t)m0 * ldo, ldo,
-                             cols, mode, act);
+        tile_bf16_native_any(M - m0 < GEMM_MR ? M - m0 : GEMM_MR, nv, Kp, inp + (size_t)m0 * ldi, ldi, b, ldb, bias, out_at(out, m0, 0), cols,
+                             mode, act);
 }
 #endif
 
 #define TILE_EMU_CASE(R, V) \
-    case (R) * 8 + (V): tile_bf16_emulated(R, V, Kp, a, lda, b, bias, c, ldc, cols, mode, act); break;
+    case (R) * 8 + (V): tile_bf16_emulated(R, V, Kp, a, lda, b, ldb, bias, c, cols, mode, act); break;
 #define TILE_EMU_ROW(R) TILE_EMU_CASE(R, 1) TILE_EMU_CASE(R, 2) TILE_EMU_CASE(R, 3) TILE_EMU_CASE(R, 4)
-static void tile_bf16_emulated_any(int rows, int nv, int Kp, const uint16_t *a, size_t lda, const uint16_t *b, const float *bias, float *c,
-                                   size_t ldc, int cols, int mode, Gpt2Activation act) {
+static void tile_bf16_emulated_any(int rows, int nv, int Kp, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb, const float *bias,
+                                   Out c, int cols, int mode, Gpt2Activation act) {
     switch (rows * 8 + nv) {
         TILE_EMU_ROW(1) TILE_EMU_ROW(2) TILE_EMU_ROW(3) TILE_EMU_ROW(4) TILE_EMU_ROW(5) TILE_EMU_ROW(6)
     default: break;
     }
 }
 
-static void panel_bf16_emulated(float *out, size_t ldo, const uint16_t *inp, size_t ldi, const uint16_t *b, const float *bias, int M,
-                                int Kp, int cols, int mode, Gpt2Activation act) {
+static void panel_bf16_emulated(Out out, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, const float *bias, int M, int Kp,
+                                int cols, int mode, Gpt2Activation act) {
     const int nv = (cols + 15) / 16;
     for (int m0 = 0; m0 < M; m0 += GEMM_MR)
-        tile_bf16_emulated_any(M - m0 < GEMM_MR ? M - m0 : GEMM_MR, nv, Kp, inp + (size_t)m0 * ldi, ldi, b, bias, out + (size_t)m0 * ldo, ldo,
-                               cols, mode, act);
+        tile_bf16_emulated_any(M - m0 < GEMM_MR ? M - m0 : GEMM_MR, nv, Kp, inp + (size_t)m0 * ldi, ldi, b, ldb, bias, out_at(out, m0, 0), cols,
+                               mode, act);
 }
 
-static void gemm_bf16_panel(float *out, size_t ldo, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int p,
-                            int mode, Gpt2Activation act, int native) {
+/* One panel, native or emulated. */
+static void panel_bf16(Out out, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, const float *bias, int M, int Kp, int cols,
+                       int mode, Gpt2Activation act, int native) {
+#if GEMM_HAVE_X86
+    if (native) {
+        panel_bf16_native(out, inp, ldi, b, ldb, bias, M, Kp, cols, mode, act);
+        return;
+    }
+#endif
+    (void)native;
+    panel_bf16_emulated(out, inp, ldi, b, ldb, bias, M, Kp, cols, mode, act);
+}
+
+static void gemm_bf16_panel(Out out, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int p, int mode,
+                            Gpt2Activation act, int native) {
     const int Kp = (K + 1) / 2 * 2, n0 = p * GEMM_NR, cols = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
     const uint16_t *b = w + (size_t)p * Kp * GEMM_NR;
     const float *bp = bias ? bias + n0 : NULL;
@@ -333,24 +362,34 @@ static void gemm_bf16_panel(float *out, size_t ldo, const uint16_t *inp, const u
         memcpy(bias_pad, bias + n0, (size_t)cols * sizeof(float));
         bp = bias_pad;
     }
-#if GEMM_HAVE_X86
-    if (native) {
-        panel_bf16_native(out + n0, ldo, inp, (size_t)Kp, b, bp, M, Kp, cols, mode, act);
+    panel_bf16(out_at(out, 0, n0), inp, (size_t)Kp, b, 2 * GEMM_NR, bp, M, Kp, cols, mode, act, native);
+}
+
+static void gemm_bf16_any(Out out, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int mode, Gpt2Activation act,
+                          int nthreads) {
+    if (M <= 0 || N <= 0) return;
+    const int np = (N + GEMM_NR - 1) / GEMM_NR, native = gemm_bf16_native() && !force_emulation;
+    if (nthreads <= 1 || np == 1) {
+        for (int p = 0; p < np; p++) gemm_bf16_panel(out, inp, w, bias, M, K, N, p, mode, act, native);
         return;
     }
-#endif
-    (void)native;
-    panel_bf16_emulated(out + n0, ldo, inp, (size_t)Kp, b, bp, M, Kp, cols, mode, act);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int p = 0; p < np; p++) gemm_bf16_panel(out, inp, w, bias, M, K, N, p, mode, act, native);
 }
 
 void gemm_bf16(float *out, size_t ldo, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int mode,
                Gpt2Activation act, int nthreads) {
-    if (M <= 0 || N <= 0) return;
-    const int np = (N + GEMM_NR - 1) / GEMM_NR, native = gemm_bf16_native() && !force_emulation;
-    if (nthreads <= 1 || np == 1) {
-        for (int p = 0; p < np; p++) gemm_bf16_panel(out, ldo, inp, w, bias, M, K, N, p, mode, act, native);
-        return;
-    }
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
-    for (int p = 0; p < np; p++) gemm_bf16_panel(out, ldo, inp, w, bias, M, K, N, p, mode, act, native);
+    gemm_bf16_any((Out){out, NULL, ldo}, inp, w, bias, M, K, N, mode, act, nthreads);
+}
+
+void gemm_bf16_out_bf16(uint16_t *out, size_t ldo, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int mode,
+                        Gpt2Activation act, int nthreads) {
+    assert(!(mode & GEMM_ACCUMULATE)); /* a residual stream in bf16 would lose it */
+    gemm_bf16_any((Out){NULL, out, ldo}, inp, w, bias, M, K, N, mode, act, nthreads);
+    if (ldo > (size_t)N)
+        for (int m = 0; m < M; m++) out[(size_t)m * ldo + N] = 0; /* the pad column of an odd N, as gemm_to_bf16 */
+}
+
+void gemm_bf16_block(float *out, size_t ldo, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, int M, int Kp, int cols) {
+    panel_bf16((Out){out, NULL, ldo}, inp, ldi, b, ldb, NULL, M, Kp, cols, GEMM_STORE, ACT_GELU_NEW, gemm_bf16_native() && !force_emulation);
 }

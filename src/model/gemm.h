@@ -55,6 +55,25 @@ void gemm_to_bf16(uint16_t *out, const float *inp, size_t ldi, int M, int K, int
 void gemm_bf16(float *out, size_t ldo, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int mode,
                Gpt2Activation act, int nthreads);
 
+/* gemm_bf16 writing its output in bf16 (rounded after the activation), [M, ldo] with ldo >= N rounded up to even
+ * (a pad column is zeroed): directly the next product's input. GEMM_STORE or GEMM_ACTIVATE. */
+void gemm_bf16_out_bf16(uint16_t *out, size_t ldo, const uint16_t *inp, const uint16_t *w, const float *bias, int M, int K, int N, int mode,
+                        Gpt2Activation act, int nthreads);
+
+/* gemm_bf16 for one block of at most GEMM_NR columns, in the calling thread, b in place: out[M, cols] (ldo) =
+ * inp[M, Kp] (bf16, ldi) @ b, where b holds bf16 pairs: step kk (k = 2kk, 2kk+1) of column n at
+ * b[kk * ldb + 2n + (k & 1)]. Kp is even; cols a multiple of 16 with every step readable for cols pairs. The
+ * attention's products in GPT2_BF16. */
+void gemm_bf16_block(float *out, size_t ldo, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, int M, int Kp, int cols);
+
+/* Round to nearest even, NaN to 0x7fc0: util/half's f32_to_bf16, inline so that loops over it vectorise. */
+static inline uint16_t gemm_bf16_round(float f) {
+    uint32_t u;
+    __builtin_memcpy(&u, &f, sizeof u);
+    uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
+}
+
 /* 1 if this CPU has AVX512_BF16 (VDPBF16PS) and the build could use it; else gemm_bf16 emulates it with
  * fp32 fused multiply-adds in the same order. gemm_bf16_force_emulation(1) makes it emulate anyway (tests). */
 int gemm_bf16_native(void);

@@ -31,9 +31,16 @@ struct Gpt2State {
     float *att;             /* (maxT, C) attention output before c_proj */
     float *fc;              /* (maxT, I) */
     float *final;           /* (maxT, C) ln_f output */
-    uint16_t *abf;          /* (maxT, max(C, I) rounded up to even) a product's input in bf16 (GPT2_BF16) */
+    /* GPT2_BF16: the products' inputs in bf16, rows of C and I rounded up to even */
+    uint16_t *abf;          /* (maxT, Cp) ln_1 / ln_2 / attention output */
+    uint16_t *fcbf;         /* (maxT, Ip) act(c_fc), written so by the product itself */
     int ldkt;               /* row length of kt and of each layer's kcache: context padded for attention */
     float *kt;              /* (C, ldkt) this call's keys transposed per head (without a KV cache) */
+    /* GPT2_BF16 without a KV cache: the attention's inputs in bf16 (kernels.h, attention_bf16_forward) */
+    uint16_t *qbf;          /* (maxT, C) */
+    uint16_t *ktbf;         /* (C / 2, 2 ldkt) keys, pairs of dimensions */
+    uint16_t *vbf;          /* (NH, ldvbf) values, pairs of positions */
+    size_t ldvbf;
     float *kcache;          /* (L, C, ldkt) when kv_cache: every layer's keys, transposed */
     float *vcache;          /* (L, n_positions, C) when kv_cache */
     float *scratch;         /* per thread: attention scores or a packed weight panel */
@@ -80,17 +87,23 @@ int gpt2_state_create(Gpt2State **out, const Gpt2 *m, int max_tokens, int kv_cac
     s->att = malloc(T * C * sizeof(float));
     s->fc = malloc(T * I * sizeof(float));
     s->final = malloc(T * C * sizeof(float));
-    s->abf = malloc(T * ((C > I ? C : I) + 1) * sizeof(uint16_t)); /* untouched (no RSS) unless GPT2_BF16 */
+    s->abf = malloc(T * (C + 1) * sizeof(uint16_t)); /* untouched (no RSS) unless GPT2_BF16 */
+    s->fcbf = malloc(T * (I + 1) * sizeof(uint16_t));
     s->scratch = malloc((size_t)s->scratch_threads * s->scratch_per_thread * sizeof(float));
-    int ok = s->x && s->ln && s->qkv && s->att && s->fc && s->final && s->abf && s->scratch;
+    int ok = s->x && s->ln && s->qkv && s->att && s->fc && s->final && s->abf && s->fcbf && s->scratch;
     /* zeroed: attention reads whole 64-key blocks of kt, past the last key, and multiplies what it finds */
     if (ok && kv_cache) {
         s->kcache = calloc((size_t)c->n_layer * C * (size_t)s->ldkt, sizeof(float));
         s->vcache = malloc((size_t)c->n_layer * (size_t)c->n_positions * C * sizeof(float));
         ok = s->kcache && s->vcache;
     } else if (ok) {
+        /* untouched (no RSS) until used: the bf16 ones only with GPT2_BF16 */
         s->kt = calloc(C * (size_t)s->ldkt, sizeof(float));
-        ok = s->kt != NULL;
+        s->ldvbf = (size_t)ATTN_KEYS_PADDED(max_tokens) * (C / (size_t)c->n_head);
+        s->qbf = malloc(T * C * sizeof(uint16_t));
+        s->ktbf = calloc(C * (size_t)s->ldkt, sizeof(uint16_t));
+        s->vbf = malloc((size_t)c->n_head * s->ldvbf * sizeof(uint16_t));
+        ok = s->kt && s->qbf && s->ktbf && s->vbf;
     }
     if (!ok) {
         gpt2_state_free(s);
@@ -109,7 +122,11 @@ void gpt2_state_free(Gpt2State *s) {
     free(s->fc);
     free(s->final);
     free(s->abf);
+    free(s->fcbf);
     free(s->kt);
+    free(s->qbf);
+    free(s->ktbf);
+    free(s->vbf);
     free(s->kcache);
     free(s->vcache);
     free(s->scratch);
@@ -141,15 +158,20 @@ static int threads_for(const Gpt2State *s) {
     return n < s->scratch_threads ? n : s->scratch_threads;
 }
 
+static inline int even(int n) { return (n + 1) / 2 * 2; }
+
 /* out[M, n0:n0+N] (ldo) (+)= inp[M,K] @ w[:, n0:n0+N] + bias[n0:...], w [K, ldw] in fp32 or its bf16 panels wp
- * (then n0 is a multiple of GEMM_NR). */
-static void linear(Gpt2State *s, float *out, size_t ldo, const float *inp, const float *w, const uint16_t *wp, const float *bias, int M,
-                   int K, int ldw, int n0, int N, int mode) {
+ * (then n0 is a multiple of GEMM_NR and the input is inp_bf [M, even(K)], or inp converted into s->abf). */
+static void linear(Gpt2State *s, float *out, size_t ldo, const float *inp, const uint16_t *inp_bf, const float *w, const uint16_t *wp,
+                   const float *bias, int M, int K, int ldw, int n0, int N, int mode) {
     const int nthreads = threads_for(s);
     const Gpt2Activation act = s->model->cfg.activation;
     if (wp) {
-        gemm_to_bf16(s->abf, inp, (size_t)K, M, K, nthreads);
-        gemm_bf16(out + n0, ldo, s->abf, wp + (size_t)(n0 / GEMM_NR) * ((K + 1) / 2 * 2) * GEMM_NR, bias + n0, M, K, N, mode, act, nthreads);
+        if (!inp_bf) {
+            gemm_to_bf16(s->abf, inp, (size_t)K, M, K, nthreads);
+            inp_bf = s->abf;
+        }
+        gemm_bf16(out + n0, ldo, inp_bf, wp + (size_t)(n0 / GEMM_NR) * even(K) * GEMM_NR, bias + n0, M, K, N, mode, act, nthreads);
     } else {
         gemm_f32(out + n0, ldo, inp, (size_t)K, w + n0, (size_t)ldw, bias + n0, M, K, N, mode, act, s->scratch, nthreads);
     }
@@ -160,26 +182,37 @@ static void attention_block(Gpt2State *s, int l, int T, int pos0, int r0) {
     const Gpt2Config *c = &s->model->cfg;
     const Gpt2Layer *w = &s->model->layers[l];
     const int C = c->n_embd, NH = c->n_head, HS = C / NH, nthreads = threads_for(s);
+    const int Cp = even(C);
+    const uint16_t *ln_bf = w->qkv_p ? s->abf : NULL; /* GPT2_BF16: ln_1 straight to bf16 */
     double t0 = part_begin(s);
-    layernorm_forward(s->ln, s->x, w->ln1_w, w->ln1_b, T, C, c->ln_eps);
+    if (ln_bf) layernorm_bf16_forward(s->abf, Cp, NULL, s->x, w->ln1_w, w->ln1_b, T, C, c->ln_eps);
+    else layernorm_forward(s->ln, s->x, w->ln1_w, w->ln1_b, T, C, c->ln_eps);
     part_end(s, PART_OTHER, t0);
 
     t0 = part_begin(s);
     if (r0 == 0 || (w->qkv_p && C % GEMM_NR)) {
-        linear(s, s->qkv, 3 * (size_t)C, s->ln, w->qkv_w, w->qkv_p, w->qkv_b, T, C, 3 * C, 0, 3 * C, GEMM_STORE);
+        linear(s, s->qkv, 3 * (size_t)C, s->ln, ln_bf, w->qkv_w, w->qkv_p, w->qkv_b, T, C, 3 * C, 0, 3 * C, GEMM_STORE);
     } else { /* every row's keys and values; queries only for rows r0.. */
-        linear(s, s->qkv, 3 * (size_t)C, s->ln, w->qkv_w, w->qkv_p, w->qkv_b, T, C, 3 * C, C, 2 * C, GEMM_STORE);
-        linear(s, s->qkv + (size_t)r0 * 3 * C, 3 * (size_t)C, s->ln + (size_t)r0 * C, w->qkv_w, w->qkv_p, w->qkv_b, T - r0, C, 3 * C, 0, C,
-               GEMM_STORE);
+        linear(s, s->qkv, 3 * (size_t)C, s->ln, ln_bf, w->qkv_w, w->qkv_p, w->qkv_b, T, C, 3 * C, C, 2 * C, GEMM_STORE);
+        linear(s, s->qkv + (size_t)r0 * 3 * C, 3 * (size_t)C, s->ln + (size_t)r0 * C, ln_bf ? ln_bf + (size_t)r0 * Cp : NULL, w->qkv_w, w->qkv_p,
+               w->qkv_b, T - r0, C, 3 * C, 0, C, GEMM_STORE);
     }
     part_end(s, PART_MATMUL, t0);
 
     t0 = part_begin(s);
     float scale = c->scale_attn_weights ? 1.0f / sqrtf((float)HS) : 1.0f;
     if (c->scale_attn_by_inverse_layer_idx) scale /= (float)(l + 1);
+    /* GPT2_BF16: the attention's products in bf16 too, except with a KV cache (whose layout is fp32) */
+    const int bf16_attention = !s->kv_cache && w->qkv_p && HS % 16 == 0;
     const float *kt = s->kt, *v = s->qkv + 2 * C;
     int ldv = 3 * C;
-    if (s->kv_cache) {
+    if (bf16_attention) {
+        gemm_to_bf16(s->qbf + (size_t)r0 * C, s->qkv + (size_t)r0 * 3 * C, 3 * (size_t)C, T - r0, C, nthreads);
+        pack_keys_bf16(s->ktbf, s->ldkt, s->qkv + C, 3 * C, T, C, nthreads);
+        pack_values_bf16(s->vbf, s->ldvbf, s->qkv + 2 * C, 3 * C, T, NH, HS, nthreads);
+        attention_bf16_forward(s->att + (size_t)r0 * C, C, s->qbf + (size_t)r0 * C, C, s->ktbf, s->ldkt, s->vbf, s->ldvbf, T - r0, pos0 + r0, NH, HS,
+                               scale, s->scratch, nthreads);
+    } else if (s->kv_cache) {
         float *kc = s->kcache + (size_t)l * C * s->ldkt, *vc = s->vcache + (size_t)l * c->n_positions * C;
         transpose_keys(kc, s->ldkt, s->qkv + C, 3 * C, T, C, pos0, nthreads);
         for (int t = 0; t < T; t++) memcpy(vc + (size_t)(pos0 + t) * C, s->qkv + (size_t)t * 3 * C + 2 * C, (size_t)C * sizeof(float));
@@ -189,31 +222,43 @@ static void attention_block(Gpt2State *s, int l, int T, int pos0, int r0) {
     } else {
         transpose_keys(s->kt, s->ldkt, s->qkv + C, 3 * C, T, C, 0, nthreads);
     }
-    attention_forward(s->att + (size_t)r0 * C, C, s->qkv + (size_t)r0 * 3 * C, 3 * C, kt, s->ldkt, v, ldv, T - r0, pos0 + r0, NH, HS, scale,
-                      s->scratch, nthreads);
+    if (!bf16_attention)
+        attention_forward(s->att + (size_t)r0 * C, C, s->qkv + (size_t)r0 * 3 * C, 3 * C, kt, s->ldkt, v, ldv, T - r0, pos0 + r0, NH, HS, scale,
+                          s->scratch, nthreads);
     part_end(s, PART_ATTENTION, t0);
 
     t0 = part_begin(s);
-    linear(s, s->x + (size_t)r0 * C, C, s->att + (size_t)r0 * C, w->proj_w, w->proj_p, w->proj_b, T - r0, C, C, 0, C, GEMM_ACCUMULATE);
+    linear(s, s->x + (size_t)r0 * C, C, s->att + (size_t)r0 * C, NULL, w->proj_w, w->proj_p, w->proj_b, T - r0, C, C, 0, C, GEMM_ACCUMULATE);
     part_end(s, PART_MATMUL, t0);
 }
 
-/* ln_2 of layer l into s->ln, rows [r0, T). */
+/* ln_2 of layer l, rows [r0, T): into s->ln (fp32), and with GPT2_BF16 into s->abf, the fp32 values then only
+ * for the last layer (the key). */
 static void ln2(Gpt2State *s, int l, int T, int r0) {
     const Gpt2Config *c = &s->model->cfg;
     const Gpt2Layer *w = &s->model->layers[l];
+    const int C = c->n_embd;
     double t0 = part_begin(s);
-    layernorm_forward(s->ln + (size_t)r0 * c->n_embd, s->x + (size_t)r0 * c->n_embd, w->ln2_w, w->ln2_b, T - r0, c->n_embd, c->ln_eps);
+    if (w->fc_p)
+        layernorm_bf16_forward(s->abf, even(C), l + 1 == c->n_layer ? s->ln + (size_t)r0 * C : NULL, s->x + (size_t)r0 * C, w->ln2_w, w->ln2_b,
+                               T - r0, C, c->ln_eps);
+    else
+        layernorm_forward(s->ln + (size_t)r0 * C, s->x + (size_t)r0 * C, w->ln2_w, w->ln2_b, T - r0, C, c->ln_eps);
     part_end(s, PART_OTHER, t0);
 }
 
 static void mlp_block(Gpt2State *s, int l, int T, int r0) {
     const Gpt2Config *c = &s->model->cfg;
     const Gpt2Layer *w = &s->model->layers[l];
-    const int C = c->n_embd, I = c->n_inner;
+    const int C = c->n_embd, I = c->n_inner, nthreads = threads_for(s);
     double t0 = part_begin(s);
-    linear(s, s->fc, I, s->ln + (size_t)r0 * C, w->fc_w, w->fc_p, w->fc_b, T - r0, C, I, 0, I, GEMM_ACTIVATE);
-    linear(s, s->x + (size_t)r0 * C, C, s->fc, w->fcproj_w, w->fcproj_p, w->fcproj_b, T - r0, I, C, 0, C, GEMM_ACCUMULATE);
+    if (w->fc_p) { /* GPT2_BF16: ln_2 is in s->abf; act(c_fc) goes straight to bf16 for c_proj */
+        gemm_bf16_out_bf16(s->fcbf, (size_t)even(I), s->abf, w->fc_p, w->fc_b, T - r0, C, I, GEMM_ACTIVATE, c->activation, nthreads);
+        gemm_bf16(s->x + (size_t)r0 * C, C, s->fcbf, w->fcproj_p, w->fcproj_b, T - r0, I, C, GEMM_ACCUMULATE, c->activation, nthreads);
+    } else {
+        linear(s, s->fc, I, s->ln + (size_t)r0 * C, NULL, w->fc_w, NULL, w->fc_b, T - r0, C, I, 0, I, GEMM_ACTIVATE);
+        linear(s, s->x + (size_t)r0 * C, C, s->fc, NULL, w->fcproj_w, NULL, w->fcproj_b, T - r0, I, C, 0, C, GEMM_ACCUMULATE);
+    }
     part_end(s, PART_MATMUL, t0);
 }
 

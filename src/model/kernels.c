@@ -42,6 +42,37 @@ void layernorm_forward(float *out, const float *inp, const float *w, const float
     }
 }
 
+void layernorm_bf16_forward(uint16_t *outb, int ldb, float *out, const float *inp, const float *w, const float *b, int T, int C, float eps) {
+#pragma omp parallel for schedule(static) if (T > 16)
+    for (int t = 0; t < T; t++) {
+        const float *x = inp + (size_t)t * C;
+        uint16_t *ob = outb + (size_t)t * ldb;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int i = 0; i < C; i++) sum += x[i];
+        const float mean = sum / (float)C;
+        float var = 0.0f;
+#pragma omp simd reduction(+ : var)
+        for (int i = 0; i < C; i++) {
+            float d = x[i] - mean;
+            var += d * d;
+        }
+        const float rstd = 1.0f / sqrtf(var / (float)C + eps);
+        if (out) {
+            float *o = out + (size_t)t * C;
+#pragma omp simd
+            for (int i = 0; i < C; i++) {
+                o[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                ob[i] = gemm_bf16_round(o[i]);
+            }
+        } else {
+#pragma omp simd
+            for (int i = 0; i < C; i++) ob[i] = gemm_bf16_round((x[i] - mean) * rstd * w[i] + b[i]);
+        }
+        if (ldb > C) ob[C] = 0;
+    }
+}
+
 void matmul_transposed_forward(float *out, const float *inp, const float *w, int T, int C, int OC) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
 }
@@ -84,7 +115,9 @@ void transpose_keys(float *kt, int ldkt, const float *k, int ldk, int T, int C, 
     }
 }
 
-size_t attention_scratch_floats(int context) { return (size_t)ATTN_TILE * ATTN_KEYS_PADDED(context) + ATTN_TILE + 16; }
+/* Per thread: the tile's scores S [ATTN_TILE, padded context] in fp32, the bf16 probabilities (half as many
+ * floats' room), 1 / sum per row. */
+size_t attention_scratch_floats(int context) { return (size_t)ATTN_TILE * ATTN_KEYS_PADDED(context) * 3 / 2 + ATTN_TILE + 32; }
 
 /* Scores s[0, nk) of a query at absolute position p (keys after p are masked): s becomes e^(scale (s - max))
  * up to p and 0 after it. Returns 1 / the sum, which the caller applies to the weighted values instead of
@@ -138,8 +171,74 @@ void attention_forward(float *out, int ldo, const float *q, int ldq, const float
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && NH * ntiles > 1)
     for (int task = 0; task < NH * ntiles; task++) {
         const int tile = ntiles - 1 - task / NH, h = task % NH;
-        float *S = scratch + (size_t)omp_get_thread_num() * per_thread, *inv = S + (size_t)ATTN_TILE * ATTN_KEYS_PADDED(pos0 + T);
+        float *S = scratch + (size_t)omp_get_thread_num() * per_thread, *inv = S + per_thread - ATTN_TILE - 16;
         const int t0 = tile * ATTN_TILE, m = T - t0 < ATTN_TILE ? T - t0 : ATTN_TILE;
         attention_tile(out + h * HS, ldo, q + h * HS, ldq, kt + (size_t)h * HS * ldkt, ldkt, v + h * HS, ldv, t0, m, pos0, HS, scale, S, inv);
+    }
+}
+
+void pack_keys_bf16(uint16_t *kt, int ldkt, const float *k, int ldk, int T, int C, int nthreads) {
+    enum { B = 16 };
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && T > 16)
+    for (int cp = 0; cp < C / 2; cp++) {
+        uint16_t *row = kt + (size_t)cp * 2 * ldkt;
+        for (int j = 0; j < T; j++) {
+            row[2 * j] = gemm_bf16_round(k[(size_t)j * ldk + 2 * cp]);
+            row[2 * j + 1] = gemm_bf16_round(k[(size_t)j * ldk + 2 * cp + 1]);
+        }
+    }
+}
+
+void pack_values_bf16(uint16_t *vp, size_t ldvp, const float *v, int ldv, int T, int NH, int HS, int nthreads) {
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && T > 16)
+    for (int h = 0; h < NH; h++) {
+        uint16_t *dst = vp + (size_t)h * ldvp;
+        for (int j = 0; j < T; j++) {
+            const float *x = v + (size_t)j * ldv + h * HS;
+            uint16_t *o = dst + (size_t)(j / 2) * 2 * HS + (j & 1);
+            for (int c = 0; c < HS; c++) o[2 * c] = gemm_bf16_round(x[c]);
+        }
+        if (T & 1)
+            for (int c = 0; c < HS; c++) dst[(size_t)(T / 2) * 2 * HS + 2 * c + 1] = 0;
+    }
+}
+
+/* attention_tile in bf16: S = Q K^T (fp32 out), softmax in fp32, P rounded to bf16, out = P V / sum. */
+static void attention_tile_bf16(float *out, int ldo, const uint16_t *q, int ldq, const uint16_t *kt, int ldkt, const uint16_t *v, int t0, int m,
+                                int pos0, int HS, float scale, float *S, uint16_t *P, float *inv) {
+    const int nk = pos0 + t0 + m, ldS = ATTN_KEYS_PADDED(nk), nkp = (nk + 1) / 2 * 2;
+    q += (size_t)t0 * ldq;
+    out += (size_t)t0 * ldo;
+    for (int j0 = 0; j0 < nk; j0 += GEMM_NR) gemm_bf16_block(S + j0, (size_t)ldS, q, (size_t)ldq, kt + 2 * (size_t)j0, 2 * (size_t)ldkt, m, HS, GEMM_NR);
+    for (int i = 0; i < m; i++) {
+        float *s = S + (size_t)i * ldS;
+        uint16_t *p = P + (size_t)i * ldS;
+        const int last = pos0 + t0 + i;
+        inv[i] = softmax_row(s, last, last + 1, scale);
+#pragma omp simd
+        for (int j = 0; j <= last; j++) p[j] = gemm_bf16_round(s[j]);
+        for (int j = last + 1; j < nkp; j++) p[j] = 0;
+    }
+    for (int c0 = 0; c0 < HS; c0 += GEMM_NR)
+        gemm_bf16_block(out + c0, (size_t)ldo, P, (size_t)ldS, v + 2 * (size_t)c0, 2 * (size_t)HS, m, nkp, HS - c0 < GEMM_NR ? HS - c0 : GEMM_NR);
+    for (int i = 0; i < m; i++) {
+        float *o = out + (size_t)i * ldo;
+#pragma omp simd
+        for (int c = 0; c < HS; c++) o[c] *= inv[i];
+    }
+}
+
+void attention_bf16_forward(float *out, int ldo, const uint16_t *q, int ldq, const uint16_t *kt, int ldkt, const uint16_t *v, size_t ldv, int T,
+                            int pos0, int NH, int HS, float scale, float *scratch, int nthreads) {
+    const int ntiles = (T + ATTN_TILE - 1) / ATTN_TILE;
+    const size_t per_thread = attention_scratch_floats(pos0 + T), s_floats = (size_t)ATTN_TILE * ATTN_KEYS_PADDED(pos0 + T);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && NH * ntiles > 1)
+    for (int task = 0; task < NH * ntiles; task++) {
+        const int tile = ntiles - 1 - task / NH, h = task % NH;
+        float *S = scratch + (size_t)omp_get_thread_num() * per_thread, *inv = S + per_thread - ATTN_TILE - 16;
+        uint16_t *P = (uint16_t *)(S + s_floats);
+        const int t0 = tile * ATTN_TILE, m = T - t0 < ATTN_TILE ? T - t0 : ATTN_TILE;
+        attention_tile_bf16(out + h * HS, ldo, q + h * HS, ldq, kt + (size_t)h * (HS / 2) * 2 * ldkt, ldkt, v + (size_t)h * ldv, t0, m, pos0, HS,
+                            scale, S, P, inv);
     }
 }

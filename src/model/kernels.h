@@ -16,6 +16,10 @@ void encoder_forward(float *out, const int32_t *ids, const float *wte, const flo
 /* out[T,C] = (inp - mean) / sqrt(var + eps) * w + b, per row (biased variance, as torch.nn.LayerNorm). */
 void layernorm_forward(float *out, const float *inp, const float *w, const float *b, int T, int C, float eps);
 
+/* layernorm_forward rounded to bf16 into outb [T, ldb] (ldb >= C rounded up to even; a pad column is zeroed),
+ * for a bf16 product's input; also the fp32 values into out unless it is NULL. */
+void layernorm_bf16_forward(uint16_t *outb, int ldb, float *out, const float *inp, const float *w, const float *b, int T, int C, float eps);
+
 /* out[T,OC] = inp[T,C] @ w[OC,C]^T: the lm_head, whose weight is the embedding matrix (OpenBLAS). */
 void matmul_transposed_forward(float *out, const float *inp, const float *w, int T, int C, int OC);
 
@@ -35,9 +39,24 @@ void transpose_keys(float *kt, int ldkt, const float *k, int ldk, int T, int C, 
  * all heads at once, and a tile's scores stay in L2. */
 #define ATTN_TILE 48
 #define ATTN_KEYS_PADDED(n) (((n) + 63) / 64 * 64)
-size_t attention_scratch_floats(int context);
+size_t attention_scratch_floats(int context); /* either attention's */
 void attention_forward(float *out, int ldo, const float *q, int ldq, const float *kt, int ldkt, const float *v, int ldv, int T, int pos0,
                        int NH, int HS, float scale, float *scratch, int nthreads);
+
+/* GPT2_BF16's attention: the same as attention_forward with Q K^T and P V in bf16 (fp32 accumulation; scores,
+ * softmax and its sum in fp32; P rounded to bf16 for the product). Layouts (gemm_bf16_block's pairs):
+ *   q: [T, ldq] bf16, row t = query t (gemm_to_bf16 of the queries);
+ *   kt: pack_keys_bf16's: dimension c of key j at kt[(c / 2) * 2 * ldkt + 2 * j + (c & 1)], rows readable up to
+ *       column ATTN_KEYS_PADDED(pos0 + T) (finite values past the last key);
+ *   v: pack_values_bf16's: head h, key j, dimension c at v[h * ldv + (j / 2) * 2 * HS + 2 * c + (j & 1)].
+ * HS must be a multiple of 16. scratch: attention_scratch_floats(pos0 + T) per thread. */
+void attention_bf16_forward(float *out, int ldo, const uint16_t *q, int ldq, const uint16_t *kt, int ldkt, const uint16_t *v, size_t ldv, int T,
+                            int pos0, int NH, int HS, float scale, float *scratch, int nthreads);
+/* Rows [0, T) of k (ld ldk) into kt's bf16 pairs as above (columns 0..T-1). */
+void pack_keys_bf16(uint16_t *kt, int ldkt, const float *k, int ldk, int T, int C, int nthreads);
+/* Rows [0, T) of v (ld ldv) into v's bf16 pairs as above, ldvp per head; the pair slot after an odd T is
+ * zeroed (a zero probability times it must stay zero). */
+void pack_values_bf16(uint16_t *vp, size_t ldvp, const float *v, int ldv, int T, int NH, int HS, int nthreads);
 
 /* e^x with |relative error| < 2e-7 for x in [-87, 88] (clamped outside), written so that loops over it
  * vectorise: no libm call (floorf would be one, GCC inlines it only without -ftrapping-math). n, the power of

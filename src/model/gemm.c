@@ -143,9 +143,56 @@ static void gemm_f32_panel(float *out, size_t ldo, const float *inp, size_t ldi,
     panel_f32(out + n0, ldo, inp, ldi, b, ldb, bp, M, K, cols, mode, act);
 }
 
+/* Few rows (decoding): columns [n0, n1) of w read row after row, each row segment contiguous, which streams
+ * from memory at twice the rate of 64-column panels at a stride of a whole row. Every output gets the tiles'
+ * arithmetic: bias, then one FMA per k in order, then the same epilogue. */
+enum { GEMV_COLS = 2048 }; /* acc: GEMM_MR x 2048 floats = 48 KB of stack */
+static void gemv_f32(float *out, size_t ldo, const float *inp, size_t ldi, const float *w, size_t ldw, const float *bias, int M, int K, int n0,
+                     int n1, int mode, Gpt2Activation act) {
+    float acc[GEMM_MR][GEMV_COLS] __attribute__((aligned(64)));
+    for (int nb = n0; nb < n1; nb += GEMV_COLS) {
+        const int cols = n1 - nb < GEMV_COLS ? n1 - nb : GEMV_COLS;
+        for (int m = 0; m < M; m++) {
+            if (bias) memcpy(acc[m], bias + nb, (size_t)cols * sizeof(float));
+            else memset(acc[m], 0, (size_t)cols * sizeof(float));
+        }
+        for (int k = 0; k < K; k++) {
+            const float *wr = w + (size_t)k * ldw + nb;
+            for (int m = 0; m < M; m++) {
+                const float a = inp[(size_t)m * ldi + k];
+                float *am = acc[m];
+                int j = 0;
+                for (; j + 16 <= cols; j += 16) vstore(am + j, vload(am + j) + vload(wr + j) * a);
+                for (; j < cols; j++) am[j] += wr[j] * a;
+            }
+        }
+        for (int m = 0; m < M; m++) {
+            float *o = out + (size_t)m * ldo + nb;
+            if (mode & GEMM_ACTIVATE) activation_span(act, acc[m], (size_t)cols);
+            if (mode & GEMM_ACCUMULATE) {
+#pragma omp simd
+                for (int j = 0; j < cols; j++) o[j] += acc[m][j];
+            } else {
+                memcpy(o, acc[m], (size_t)cols * sizeof(float));
+            }
+        }
+    }
+}
+
 void gemm_f32(float *out, size_t ldo, const float *inp, size_t ldi, const float *w, size_t ldw, const float *bias, int M, int K, int N,
               int mode, Gpt2Activation act, float *scratch, int nthreads) {
     if (M <= 0 || N <= 0) return;
+    if (M <= GEMM_MR) {
+        /* each thread a contiguous range of columns (a multiple of 16 wide) */
+        const int nt = nthreads > 1 ? nthreads : 1, units = (N + 15) / 16;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+        for (int t = 0; t < nt; t++) {
+            const int u0 = (int)((long)units * t / nt), u1 = (int)((long)units * (t + 1) / nt);
+            const int n0 = 16 * u0, n1 = 16 * u1 < N ? 16 * u1 : N;
+            if (n0 < n1) gemv_f32(out, ldo, inp, ldi, w, ldw, bias, M, K, n0, n1, mode, act);
+        }
+        return;
+    }
     const int np = (N + GEMM_NR - 1) / GEMM_NR;
     if (nthreads <= 1 || np == 1) {
         for (int p = 0; p < np; p++) {
@@ -282,6 +329,8 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile_bf16_native(c
         __m512bh bv[4];
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) bv[v] = (__m512bh)_mm512_loadu_si512((const void *)(b + (size_t)kk * ldb + 32 * v));
+        if (rows <= 2) /* decoding: the weights stream from memory once; ask for them 16 steps ahead */
+            for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(b + (size_t)(kk + 16) * ldb + 32 * v), _MM_HINT_T0);
 #pragma GCC unroll 6
         for (int i = 0; i < rows; i++) {
             const __m512bh av = (__m512bh)_mm512_set1_epi32((int)pair_at(a + i * lda + 2 * kk));
@@ -370,6 +419,11 @@ static void gemm_bf16_any(Out out, const uint16_t *inp, const uint16_t *w, const
     if (M <= 0 || N <= 0) return;
     const int np = (N + GEMM_NR - 1) / GEMM_NR, native = gemm_bf16_native() && !force_emulation;
     if (nthreads <= 1 || np == 1) {
+        for (int p = 0; p < np; p++) gemm_bf16_panel(out, inp, w, bias, M, K, N, p, mode, act, native);
+        return;
+    }
+    if (M <= GEMM_MR) { /* decoding: each thread one contiguous run of panels, streamed with prefetch */
+#pragma omp parallel for schedule(static) num_threads(nthreads)
         for (int p = 0; p < np; p++) gemm_bf16_panel(out, inp, w, bias, M, K, N, p, mode, act, native);
         return;
     }

@@ -255,7 +255,8 @@ static int run_windows(Build *b, DstoreBuildReport *rep) {
         int T = (int)(win.end - win.begin);
         rc = file_pread_full(b->tokens_fd, tok, (size_t)T * 4, NPY_HEADER_BYTES + (uint64_t)win.begin * 4, b->tokens_path);
         double tm = seconds_now();
-        if (rc == KN_OK) rc = gpt2_forward(st, tok, T, 1u << o->key);
+        /* only the rows this window emits: the last block skips the others (gpt2_forward_rows) */
+        if (rc == KN_OK) rc = gpt2_forward_rows(st, tok, T, (int)(e0 - win.begin), 1u << o->key);
         rep->model_seconds += seconds_now() - tm;
         if (rc != KN_OK) break;
         const float *keys = gpt2_state_output(st, o->key) + (size_t)(e0 - win.begin) * dim;

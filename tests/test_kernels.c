@@ -355,6 +355,19 @@ static void test_layernorm(void) {
     free(x), free(w), free(b), free(o);
 }
 
+/* gemm_bf16_native() says what /proc/cpuinfo says (Linux), so the run-time check neither misses VDPBF16PS nor
+ * claims it on a CPU without it (where it would fault). */
+static void test_bf16_cpu_check(void) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[8192];
+    int flags = -1;
+    while (flags < 0 && fgets(line, sizeof line, f))
+        if (strncmp(line, "flags", 5) == 0) flags = strstr(line, " avx512_bf16") != NULL;
+    fclose(f);
+    if (flags >= 0) CHECK_EQ_INT(gemm_bf16_native(), flags);
+}
+
 int main(void) {
     RUN(test_gemm_f32_matches_reference);
     RUN(test_gemm_f32_bit_identical);
@@ -364,6 +377,7 @@ int main(void) {
     RUN(test_attention);
     RUN(test_attention_bf16);
     RUN(test_bf16_outputs);
+    RUN(test_bf16_cpu_check);
     RUN(test_activation_and_exp);
     RUN(test_layernorm);
     fprintf(stderr, "  (VDPBF16PS %s on this CPU)\n", gemm_bf16_native() ? "native" : "absent: emulation only");

@@ -25,16 +25,21 @@
 #define GEMM_HAVE_X86 0
 #endif
 
+/* Built for a CPU without AVX-512, GCC notes that passing a 64-byte vector changes the ABI. Every function that
+ * takes or returns one is always_inline, so no call passes one (a call from the avx512bf16-target code into a
+ * function built for the base target would disagree on where the vector is: wrong results at -O0). */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 typedef float v16f __attribute__((vector_size(64)));
 typedef uint32_t v16u __attribute__((vector_size(64)));
 
-static inline v16f vload(const float *p) {
+static inline __attribute__((always_inline)) v16f vload(const float *p) {
     v16f v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline void vstore(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) void vstore(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 
 size_t gemm_scratch_floats(int K) { return (size_t)K * GEMM_NR + 16; }
 

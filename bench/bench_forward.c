@@ -315,6 +315,25 @@ int main(int argc, char **argv) {
             b_key = min_d(b_key, best_of(1, run_key, &c));
             b_rows = min_d(b_rows, best_of(1, run_key_rows, &c));
         }
+        {
+            double best = INFINITY;
+            Gpt2Profile pr = {0};
+            for (int r = 0; r < repeats; r++) {
+                gpt2_state_set_profiling(c.s, 1);
+                double t1 = now();
+                run_hidden(&c);
+                double t = now() - t1;
+                if (t < best) {
+                    best = t;
+                    pr = gpt2_state_profile(c.s);
+                }
+            }
+            gpt2_state_set_profiling(c.s, 0);
+            printf("bf16 profile (hidden, %.1f ms): matmul %.1f ms (%.1f%%, %.1f GFLOP/s), attention %.1f ms (%.1f%%), layernorm+embedding %.1f ms "
+                   "(%.1f%%)\n",
+                   best * 1e3, pr.matmul * 1e3, 100 * pr.matmul / best, flop_lin / pr.matmul / 1e9, pr.attention * 1e3, 100 * pr.attention / best,
+                   pr.other * 1e3, 100 * pr.other / best);
+        }
         run_key(&c);
         const float *kb = gpt2_state_output(c.s, KEY_LAST_FFN_INPUT);
         double max_abs = 0, max_val = 0, rel_sum = 0, rel_max = 0;

@@ -11,8 +11,8 @@
  * decoded alone gets the same numbers as in a batch.
  *
  * Layout: row-major; w is a Conv1D weight [in, out] = [K, N]. The fp32 product packs panels of GEMM_NR
- * columns of w on the fly (into `scratch`, gemm_scratch_floats per thread) and reads w in place when M is small
- * (decoding). The bf16 product takes weights packed once by gemm_pack_bf16 and activations converted by
+ * columns of w on the fly (into `scratch`, gemm_scratch_floats per thread), or streams w's rows when
+ * M <= GEMM_MR (decoding). The bf16 product takes weights packed once by gemm_pack_bf16 and activations converted by
  * gemm_to_bf16. */
 #ifndef KN_GEMM_H
 #define KN_GEMM_H

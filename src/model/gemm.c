@@ -253,14 +253,11 @@ void gemm_to_bf16(uint16_t *out, const float *inp, size_t ldi, int M, int K, int
 static int force_emulation = 0;
 void gemm_bf16_force_emulation(int on) { force_emulation = on; }
 
+/* No cache of the answer: __builtin_cpu_supports reads what libgcc's constructor found before main, and a
+ * static set on first use would be a data race between the threads of attention_bf16_forward. */
 int gemm_bf16_native(void) {
 #if GEMM_HAVE_X86
-    static int native = -1;
-    if (native < 0) {
-        __builtin_cpu_init();
-        native = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return native;
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512f");
 #else
     return 0;
 #endif

@@ -1,6 +1,7 @@
 /* test_model.c — the GPT-2 forward pass against PyTorch's outputs for tests/data/tiny-random (README.md there):
  * every weight format, every case, the KV-cache path against the batched one, thread-count independence, and
  * checkpoints that disagree with their config.json. */
+#include "model/gemm.h"
 #include "model/gpt2.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -185,6 +186,186 @@ static void test_thread_count_independent(void) {
     free(ids);
 }
 
+/* Max |a - b| / max |b| over n floats. */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double d = 0, scale = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)a[i] - (double)b[i]);
+        if (!(e <= d)) d = e;
+        scale = fabs((double)b[i]) > scale ? fabs((double)b[i]) : scale;
+    }
+    return d / scale;
+}
+
+static const float *ref_output(NpyArray *a, const char *case_name, const char *what) {
+    char path[256];
+    snprintf(path, sizeof path, REF "/%s.%s.npy", case_name, what);
+    return npy_map(a, path) == KN_OK ? a->data : NULL;
+}
+
+/* A token decoded alone gets the very numbers of the batched window (gemm.h: one order of operations). */
+static void test_kv_cache_bit_identical(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    const int C = gpt2_config(m)->n_embd;
+    int32_t *ids;
+    int T;
+    CHECK_OK(load_ids("case3", &ids, &T));
+    Gpt2State *batch, *inc;
+    CHECK_OK(gpt2_state_create(&batch, m, T, 0));
+    CHECK_OK(gpt2_state_create(&inc, m, T, 1));
+    CHECK_OK(gpt2_forward(batch, ids, T, GPT2_NEED_FINAL_HIDDEN));
+    int differ = 0;
+    for (int t = 0; t < T; t++) {
+        CHECK_OK(gpt2_forward(inc, ids + t, 1, GPT2_NEED_FINAL_HIDDEN));
+        differ += memcmp(gpt2_state_output(inc, KEY_FINAL_HIDDEN), gpt2_state_output(batch, KEY_FINAL_HIDDEN) + (size_t)t * C, (size_t)C * sizeof(float)) != 0;
+    }
+    CHECK_EQ_INT(differ, 0);
+    gpt2_state_free(batch);
+    gpt2_state_free(inc);
+    gpt2_free(m);
+    free(ids);
+}
+
+/* gpt2_forward_rows gives forward's rows [first, T) bit for bit, with and without a KV cache, and refuses a
+ * first row outside [0, T). */
+static void test_forward_rows(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    const int C = gpt2_config(m)->n_embd;
+    int32_t *ids;
+    int T;
+    CHECK_OK(load_ids("case3", &ids, &T));
+    Gpt2State *full, *part, *cached;
+    CHECK_OK(gpt2_state_create(&full, m, T, 0));
+    CHECK_OK(gpt2_state_create(&part, m, T, 0));
+    CHECK_OK(gpt2_state_create(&cached, m, T, 1));
+    const unsigned need = GPT2_NEED_FINAL_HIDDEN | GPT2_NEED_LAST_FFN_INPUT | GPT2_NEED_LAST_LAYER_OUTPUT;
+    CHECK_OK(gpt2_forward(full, ids, T, need));
+    const int firsts[] = {0, 1, 64, 100, T - 1};
+    for (size_t i = 0; i < sizeof firsts / sizeof firsts[0]; i++) {
+        const int f = firsts[i];
+        CHECK_OK(gpt2_forward_rows(part, ids, T, f, need));
+        gpt2_state_reset(cached);
+        CHECK_OK(gpt2_forward(cached, ids, 20, need));
+        CHECK_OK(gpt2_forward_rows(cached, ids + 20, T - 20, f > 20 ? f - 20 : 0, need));
+        CHECK_EQ_INT(gpt2_state_cached(cached), T);
+        for (int k = 0; k < 3; k++) {
+            const size_t off = (size_t)f * C, n = (size_t)(T - f) * C;
+            CHECK_MSG(memcmp(gpt2_state_output(part, (Gpt2KeyType)k) + off, gpt2_state_output(full, (Gpt2KeyType)k) + off, n * sizeof(float)) == 0,
+                      "first row %d: %s differs", f, gpt2_key_name((Gpt2KeyType)k));
+            const int g = f > 20 ? f : 20; /* the cached call covers rows 20.. */
+            CHECK_MSG(memcmp(gpt2_state_output(cached, (Gpt2KeyType)k) + (size_t)(g - 20) * C, gpt2_state_output(full, (Gpt2KeyType)k) + (size_t)g * C,
+                             (size_t)(T - g) * C * sizeof(float)) == 0,
+                      "first row %d with a KV cache: %s differs", f, gpt2_key_name((Gpt2KeyType)k));
+        }
+    }
+    CHECK_EQ_INT(gpt2_forward_rows(part, ids, T, T, need), KN_EINVAL);
+    CHECK_EQ_INT(gpt2_forward_rows(part, ids, T, -1, need), KN_EINVAL);
+    gpt2_state_free(full);
+    gpt2_state_free(part);
+    gpt2_state_free(cached);
+    gpt2_free(m);
+    free(ids);
+}
+
+/* GPT2_BF16: within BF16_TOL of the largest value of the fp32 references (measured: 0.5-1.7e-2); the same bits for 1 and 2
+ * threads and with VDPBF16PS emulated; back to GPT2_FP32, the references again. */
+#define BF16_TOL 3e-2
+static void test_bf16_precision(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    const Gpt2Config *c = gpt2_config(m);
+    const int C = c->n_embd;
+    CHECK_EQ_INT(gpt2_precision(m), GPT2_FP32);
+    CHECK_EQ_INT(gpt2_set_precision(m, (Gpt2Precision)7), KN_EINVAL);
+    CHECK_OK(gpt2_set_precision(m, GPT2_BF16));
+    CHECK_EQ_INT(gpt2_precision(m), GPT2_BF16);
+    CHECK_OK(gpt2_set_precision(m, GPT2_BF16)); /* again: a no-op */
+    Gpt2State *s;
+    CHECK_OK(gpt2_state_create(&s, m, c->n_positions, 0));
+    const unsigned need = GPT2_NEED_LAST_FFN_INPUT | GPT2_NEED_FINAL_HIDDEN;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int32_t *ids;
+        int T;
+        CHECK_OK(load_ids(cases[i], &ids, &T));
+        CHECK_OK(gpt2_forward(s, ids, T, need));
+        const char *what[2] = {"last_ffn_input", "final_hidden"};
+        const Gpt2KeyType key[2] = {KEY_LAST_FFN_INPUT, KEY_FINAL_HIDDEN};
+        for (int k = 0; k < 2; k++) {
+            NpyArray ref;
+            const float *r = ref_output(&ref, cases[i], what[k]);
+            CHECK(r != NULL);
+            if (!r) continue;
+            double d = rel_diff(gpt2_state_output(s, key[k]), r, (size_t)T * C);
+            CHECK_MSG(d < BF16_TOL, "bf16 %s %s: relative error %.3g", cases[i], what[k], d);
+            CHECK_MSG(d > 1e-5, "bf16 %s %s: relative error %.3g: is bf16 really used?", cases[i], what[k], d);
+            npy_unmap(&ref);
+        }
+        free(ids);
+    }
+    /* threads and emulation */
+    int32_t *ids;
+    int T;
+    CHECK_OK(load_ids("case3", &ids, &T));
+    float *out[3];
+    int saved = omp_get_max_threads();
+    for (int v = 0; v < 3; v++) {
+        omp_set_num_threads(v == 0 ? 1 : 2);
+        gemm_bf16_force_emulation(v == 2);
+        CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+        out[v] = malloc((size_t)T * C * sizeof(float));
+        memcpy(out[v], gpt2_state_output(s, KEY_FINAL_HIDDEN), (size_t)T * C * sizeof(float));
+    }
+    gemm_bf16_force_emulation(0);
+    omp_set_num_threads(saved);
+    CHECK(memcmp(out[0], out[1], (size_t)T * C * sizeof(float)) == 0);
+    CHECK_MSG(memcmp(out[1], out[2], (size_t)T * C * sizeof(float)) == 0, "bf16 emulation differs from VDPBF16PS (native: %d)", gpt2_bf16_native());
+    /* only the last rows: the same bits as the whole window */
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_LAST_FFN_INPUT));
+    memcpy(out[0], gpt2_state_output(s, KEY_LAST_FFN_INPUT), (size_t)T * C * sizeof(float));
+    CHECK_OK(gpt2_forward_rows(s, ids, T, 64, GPT2_NEED_LAST_FFN_INPUT));
+    CHECK(memcmp(out[0] + (size_t)64 * C, gpt2_state_output(s, KEY_LAST_FFN_INPUT) + (size_t)64 * C, (size_t)(T - 64) * C * sizeof(float)) == 0);
+    /* back to fp32: the exact references */
+    CHECK_OK(gpt2_set_precision(m, GPT2_FP32));
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+    check_against("fp32 after bf16", "case3", "final_hidden", gpt2_state_output(s, KEY_FINAL_HIDDEN), T, C, HIDDEN_TOL);
+    for (int v = 0; v < 3; v++) free(out[v]);
+    free(ids);
+    gpt2_state_free(s);
+    gpt2_free(m);
+}
+
+/* The profile counts only while it is on, and its parts add up to about the call's time. */
+static void test_profile(void) {
+    Gpt2 *m;
+    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
+    int32_t *ids;
+    int T;
+    CHECK_OK(load_ids("case3", &ids, &T));
+    Gpt2State *s;
+    CHECK_OK(gpt2_state_create(&s, m, T, 0));
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+    Gpt2Profile p = gpt2_state_profile(s);
+    CHECK(p.calls == 0 && p.matmul == 0 && p.attention == 0 && p.other == 0);
+    gpt2_state_set_profiling(s, 1);
+    double t0 = omp_get_wtime();
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+    double wall = omp_get_wtime() - t0;
+    p = gpt2_state_profile(s);
+    CHECK_EQ_INT(p.calls, 2);
+    CHECK(p.matmul > 0 && p.attention > 0 && p.other > 0);
+    CHECK(p.matmul + p.attention + p.other <= wall * 1.01);
+    gpt2_state_set_profiling(s, 0);
+    CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+    p = gpt2_state_profile(s);
+    CHECK(p.calls == 0 && p.matmul == 0);
+    gpt2_state_free(s);
+    gpt2_free(m);
+    free(ids);
+}
+
 /* Out-of-range ids and over-long windows are refused. */
 static void test_bad_forward_input(void) {
     Gpt2 *m;
@@ -273,6 +454,10 @@ int main(void) {
     RUN(test_find_weights);
     RUN(test_kv_cache_matches_batched);
     RUN(test_thread_count_independent);
+    RUN(test_kv_cache_bit_identical);
+    RUN(test_forward_rows);
+    RUN(test_bf16_precision);
+    RUN(test_profile);
     RUN(test_bad_forward_input);
     RUN(test_config_mismatch);
     RUN(test_missing_folder);

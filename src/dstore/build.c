@@ -58,6 +58,7 @@ static int wanted_settings(Build *b) {
     const Gpt2Config *c = gpt2_config(b->model);
     snprintf(m->model, sizeof m->model, "%s", o->model_dir);
     snprintf(m->key, sizeof m->key, "%s", gpt2_key_name(o->key));
+    snprintf(m->precision, sizeof m->precision, "%s", o->precision == GPT2_BF16 ? "bf16" : "fp32");
     snprintf(m->corpus, sizeof m->corpus, "%s", o->corpus_path);
     snprintf(m->corpus_format, sizeof m->corpus_format, "%s", format_name(o->corpus_format));
     snprintf(m->tool_version, sizeof m->tool_version, "%s", KNNLM_VERSION);
@@ -249,7 +250,8 @@ static int run_windows(Build *b, DstoreBuildReport *rep) {
         int T = (int)(win.end - win.begin);
         rc = file_pread_full(b->tokens_fd, tok, (size_t)T * 4, NPY_HEADER_BYTES + (uint64_t)win.begin * 4, b->tokens_path);
         double tm = kn_seconds();
-        if (rc == KN_OK) rc = gpt2_forward(st, tok, T, 1u << o->key);
+        /* only the rows this window emits: the last block skips the others (gpt2_forward_rows) */
+        if (rc == KN_OK) rc = gpt2_forward_rows(st, tok, T, (int)(e0 - win.begin), 1u << o->key);
         rep->model_seconds += kn_seconds() - tm;
         if (rc != KN_OK) break;
         const float *keys = gpt2_state_output(st, o->key) + (size_t)(e0 - win.begin) * dim;
@@ -347,6 +349,7 @@ int dstore_build(const DstoreBuildOptions *o, const KnMonitor *mon, DstoreBuildR
     char path[PATH_MAX];
     rc = open_folder(&b);
     if (rc == KN_OK) rc = gpt2_load(&b.model, o->model_dir, o->weights_path);
+    if (rc == KN_OK && o->precision != GPT2_FP32) rc = gpt2_set_precision(b.model, o->precision);
     if (rc == KN_OK && o->window > gpt2_config(b.model)->n_positions)
         rc = kn_error(KN_EINVAL, "--window %d: the model takes at most %d tokens (n_positions)", o->window, gpt2_config(b.model)->n_positions);
     if (rc == KN_OK) rc = path_join(path, sizeof path, o->model_dir, "tokenizer.json");

@@ -13,6 +13,8 @@
  *    message naming the setting that differs; files of unknown origin are never overwritten.
  *  - disk space is checked before the first key is computed; a full disk later is reported as KN_ENOSPC, and
  *    the last checkpoint stays valid for a resume.
+ *  - precision: GPT2_BF16 roughly doubles the speed on CPUs with AVX512_BF16 at the cost of ~0.2-0.5 % key
+ *    error (98 % of 8-NN kept, bench/PERF.md); it is a setting like the key type (recorded, never mixed).
  *  - sharded: with shard_count N, only windows [i*W/N, (i+1)*W/N) of the W windows are built: a contiguous
  *    range of entries, bit for bit what the whole build gives there (dstore_merge joins the shards). */
 #ifndef KN_BUILD_H
@@ -32,6 +34,7 @@ typedef struct {
     const char *out_dir;
     int window, stride;
     Gpt2KeyType key;
+    Gpt2Precision precision;        /* the forward pass' arithmetic (default GPT2_FP32: exact) */
     NpyDtype dtype;                 /* NPY_F16 or NPY_F32 */
     int64_t max_tokens;             /* 0: the whole corpus */
     int shard_index, shard_count;   /* 0 and 1 for a whole build */

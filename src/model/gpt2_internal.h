@@ -4,7 +4,10 @@
 #define KN_GPT2_INTERNAL_H
 
 #include "model/config.h"
+#include "model/gpt2.h"
 #include "model/tensorfile.h"
+
+#include <stdint.h>
 
 typedef struct {
     const float *ln1_w, *ln1_b;     /* (C) */
@@ -13,6 +16,8 @@ typedef struct {
     const float *ln2_w, *ln2_b;     /* (C) */
     const float *fc_w, *fc_b;       /* (C, I), (I) */
     const float *fcproj_w, *fcproj_b; /* (I, C), (C) */
+    /* GPT2_BF16 only: the four weights above rounded to bf16 and packed (gemm_pack_bf16), else NULL */
+    const uint16_t *qkv_p, *proj_p, *fc_p, *fcproj_p;
 } Gpt2Layer;
 
 struct Gpt2 {
@@ -24,6 +29,9 @@ struct Gpt2 {
     const float *lm_head;   /* (V, C): wte when tied */
     TensorFile *file;       /* the memory map that aligned F32 tensors point into */
     float *converted;       /* one allocation for every tensor that had to be converted or realigned */
+    size_t converted_floats;
+    Gpt2Precision precision;
+    uint16_t *packed;       /* GPT2_BF16: one allocation for every layer's packed weights */
     char *weights_path;
 };
 

@@ -1,15 +1,19 @@
 /* gpt2_weights.c — finding, validating and mapping a GPT-2 checkpoint's tensors (see gpt2_load in gpt2.h). */
 #include "model/gpt2.h"
+#include "model/gemm.h"
 #include "model/gpt2_internal.h"
 
 #include "util/error.h"
 #include "util/file.h"
 
 #include <dirent.h>
+#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Picks the weights file of a Hugging Face folder (see gpt2_load). */
 static int find_weights(char *out, size_t cap, const char *dir) {
@@ -134,6 +138,7 @@ static int bind_weights(Gpt2 *m) {
     }
     if (rc == KN_OK && convert_floats) {
         m->converted = malloc(convert_floats * sizeof(float));
+        m->converted_floats = convert_floats;
         if (!m->converted) rc = kn_error(KN_ENOMEM, "%s: out of memory converting %zu weights to float32", tensorfile_path(m->file), convert_floats);
     }
     float *next = m->converted;
@@ -182,6 +187,7 @@ void gpt2_free(Gpt2 *m) {
     if (!m) return;
     if (m->file) tensorfile_close(m->file);
     free(m->converted);
+    free(m->packed);
     free(m->layers);
     free(m->weights_path);
     free(m);
@@ -189,3 +195,55 @@ void gpt2_free(Gpt2 *m) {
 
 const Gpt2Config *gpt2_config(const Gpt2 *m) { return &m->cfg; }
 const char *gpt2_weights_path(const Gpt2 *m) { return m->weights_path; }
+
+/* Drops the pages of a weight that is read in place from the file map (PROT_READ, MAP_SHARED) from this
+ * process: they stay in the page cache and come back on the next read. Weights in `converted` (heap memory,
+ * which MADV_DONTNEED would zero) are left alone. Only whole pages inside the weight. */
+static void release_mapped(const Gpt2 *m, const float *w, size_t n) {
+    if (m->converted && w >= m->converted && w < m->converted + m->converted_floats) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), begin = ((uintptr_t)w + page - 1) / page * page,
+                    end = ((uintptr_t)(w + n)) / page * page;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+int gpt2_set_precision(Gpt2 *m, Gpt2Precision precision) {
+    const Gpt2Config *c = &m->cfg;
+    const int C = c->n_embd, I = c->n_inner, L = c->n_layer;
+    if (precision != GPT2_FP32 && precision != GPT2_BF16) return kn_error(KN_EINVAL, "precision %d is not GPT2_FP32 or GPT2_BF16", (int)precision);
+    if (precision == m->precision) return KN_OK;
+    if (precision == GPT2_FP32) {
+        for (int l = 0; l < L; l++) m->layers[l].qkv_p = m->layers[l].proj_p = m->layers[l].fc_p = m->layers[l].fcproj_p = NULL;
+        free(m->packed);
+        m->packed = NULL;
+        m->precision = GPT2_FP32;
+        return KN_OK;
+    }
+    const size_t n_qkv = gemm_bf16_packed_size(C, 3 * C), n_proj = gemm_bf16_packed_size(C, C), n_fc = gemm_bf16_packed_size(C, I),
+                 n_fcproj = gemm_bf16_packed_size(I, C), per_layer = n_qkv + n_proj + n_fc + n_fcproj;
+    m->packed = malloc((size_t)L * per_layer * sizeof(uint16_t));
+    if (!m->packed)
+        return kn_error(KN_ENOMEM, "%s: out of memory packing the weights in bf16 (%.1f MB)", m->weights_path, (double)L * per_layer * 2 / 1e6);
+    const int nthreads = omp_get_max_threads();
+    for (int l = 0; l < L; l++) {
+        Gpt2Layer *y = &m->layers[l];
+        uint16_t *p = m->packed + (size_t)l * per_layer;
+        gemm_pack_bf16(p, y->qkv_w, 3 * (size_t)C, C, 3 * C, 0, nthreads);
+        gemm_pack_bf16(p + n_qkv, y->proj_w, (size_t)C, C, C, 0, nthreads);
+        gemm_pack_bf16(p + n_qkv + n_proj, y->fc_w, (size_t)I, C, I, 0, nthreads);
+        gemm_pack_bf16(p + n_qkv + n_proj + n_fc, y->fcproj_w, (size_t)C, I, C, 0, nthreads);
+        y->qkv_p = p;
+        y->proj_p = p + n_qkv;
+        y->fc_p = p + n_qkv + n_proj;
+        y->fcproj_p = p + n_qkv + n_proj + n_fc;
+        release_mapped(m, y->qkv_w, (size_t)C * 3 * C);
+        release_mapped(m, y->proj_w, (size_t)C * C);
+        release_mapped(m, y->fc_w, (size_t)C * I);
+        release_mapped(m, y->fcproj_w, (size_t)I * C);
+    }
+    m->precision = GPT2_BF16;
+    return KN_OK;
+}
+
+Gpt2Precision gpt2_precision(const Gpt2 *m) { return m->precision; }
+
+int gpt2_bf16_native(void) { return gemm_bf16_native(); }

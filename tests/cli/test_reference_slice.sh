@@ -9,7 +9,7 @@
 # the optimised build (see the Makefile's test target); the sanitized one if that is all there is
 [ -x "${KNNLM_RELEASE:-}" ] && KNNLM=$KNNLM_RELEASE
 M=models/tiny-kogpt2
-expect_ok "datastore" -- "$KNNLM" datastore build --model $M --corpus data/kowiki-sample/train.txt --out "$T/ds" --window 512 --stride 256 --max-tokens 300000 --quiet
+expect_ok "datastore" -- "$KNNLM" datastore build --model $M --corpus data/kowiki-sample/train.txt --out "$T/ds" --window 512 --stride 256 --max-tokens 300000 --precision fp32 --quiet
 expect_ok "index" -- "$KNNLM" index build --dstore "$T/ds" --out "$T/flat.faiss" --quiet
 expect_ok "eval" -- "$KNNLM" eval --model $M --dstore "$T/ds" --index "$T/flat.faiss" --text data/kowiki-sample/valid.txt --max-tokens 30000 \
     --k 256 --ks 8,256 --lambda 0,0.05,0.1,0.25,1 --json "$T/r.json" --quiet

@@ -46,7 +46,7 @@ static float rng_normal(void) {
 typedef enum { INIT_NORMAL, INIT_GAIN } InitKind;
 
 typedef struct {
-    char name[64];
+    char name[96]; /* "transformer." + the longest name, "h.11.mlp.c_proj.weight" */
     int64_t shape[2];
     int ndim;
     InitKind kind;

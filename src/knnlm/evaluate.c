@@ -123,8 +123,8 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
         st.model += kn_seconds() - t;
         if (rc != KN_OK) break;
         const float *hidden = gpt2_state_output(b.state, KEY_FINAL_HIDDEN) + (size_t)r0 * D;
+        const float *queries = gpt2_state_output(b.state, o->key) + (size_t)r0 * D;
         if (k) {
-            const float *queries = gpt2_state_output(b.state, o->key) + (size_t)r0 * D;
             t = kn_seconds();
             rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
             st.search += kn_seconds() - t;
@@ -148,6 +148,7 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
                 s->logits = b.logits + (size_t)i * V;
                 lm_softmax_norm(&s->norm, s->logits, V);
                 s->lm_log_prob = lm_norm_log_prob(&s->norm, s->logits, s->label);
+                s->query = queries + (size_t)r * D;
                 s->k = k;
                 s->dist = k ? b.dist + (size_t)r * k : NULL;
                 s->ids = k ? b.ids + (size_t)r * k : NULL;

@@ -21,6 +21,7 @@ typedef struct {
     double lm_log_prob;    /* log p_LM(label) */
     const float *logits;   /* [V] the LM's logits */
     LmSoftmaxNorm norm;    /* their normaliser; norm.argmax is the LM's top token */
+    const float *query;    /* [D] the key representation at this position: what the index was searched with */
     int k;                 /* neighbours (0 without an index) */
     const float *dist;     /* [k] distances, ascending: as the index returns them, or recomputed exactly */
     const int64_t *ids;    /* [k] datastore rows (-1: no neighbour) */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the suite against one build folder (default build/asan): each tests/test_* binary, then
-# each tests/cli/*.sh script (they exercise the knnlm command: outputs, errors, exit codes). Prints a summary
+# each tests/cli/test_*.sh script (they exercise the knnlm command: outputs, errors, exit codes). Prints a summary
 # and exits non-zero if anything failed.
 set -u
 build=${1:-build/asan}
@@ -21,7 +21,7 @@ for t in "$build"/tests/test_*; do
     echo "== $name"
     if "$t"; then passed=$((passed + 1)); else failed+=("$name"); fi
 done
-for s in tests/cli/*.sh; do
+for s in tests/cli/test_*.sh; do
     [ -e "$s" ] || continue
     name=cli/$(basename "$s")
     echo "== $name"

@@ -10,6 +10,7 @@
 #include "index_synth.h"
 #include "test.h"
 #include "util/error.h"
+#include "util/file.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -601,6 +602,15 @@ static void test_bad_factory_and_arguments(void) {
     CHECK_EQ_INT(index_search(ix, 1, D, g_query, 8, NULL, ids), KN_EINVAL);
     CHECK_OK(index_search(ix, 0, D, g_query, 8, dist, ids));
     CHECK_EQ_INT(index_to_ondisk(ix, "/tmp/never-written.faiss", NULL), KN_EINVAL);
+    index_free(ix);
+
+    /* fast-scan codes cannot live in on-disk lists (Faiss would abort on an unaligned block): refused */
+    CHECK_OK(index_create(&ix, D, "IVF16,PQ16x4fs"));
+    CHECK_OK(index_train(ix, 4096, D, g_base));
+    CHECK_OK(index_add(ix, 4096, D, g_base));
+    CHECK_EQ_INT(index_to_ondisk(ix, "/tmp/never-written.faiss", NULL), KN_EINVAL);
+    CHECK_MSG(strstr(kn_errmsg(), "fast-scan") != NULL, "%s", kn_errmsg());
+    CHECK(!file_exists("/tmp/never-written.faiss") && !file_exists("/tmp/never-written.faiss.ivfdata"));
     index_free(ix);
 
     /* IVF: training rules */

@@ -185,6 +185,10 @@ int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuil
         index_free(ix);
         return kn_error(KN_EINVAL, "--ondisk needs an IVF index (e.g. \"IVF4096,PQ64\"), not \"%s\"", o->factory);
     }
+    if (o->ondisk && (rc = index_check_ondisk(ix)) != KN_OK) {
+        index_free(ix);
+        return kn_error_wrap(rc, "--ondisk");
+    }
     dstore_advise(ds, DSTORE_SEQUENTIAL);
     if (!index_is_trained(ix)) rc = train(ix, ds, o, mon, rep);
     float *buf = rc == KN_OK ? malloc((size_t)o->batch * D * sizeof(float)) : NULL;

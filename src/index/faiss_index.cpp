@@ -19,6 +19,7 @@ extern "C" {
 }
 
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFastScan.h>
 #include <faiss/IndexIVFPQ.h>
 #include <faiss/IndexPQ.h>
 #include <faiss/IndexPreTransform.h>
@@ -123,6 +124,17 @@ static IndexIVF *listed_ivf(Index *idx) {
     if (auto *pt = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pt->index;
     return dynamic_cast<IndexIVF *>(idx);
 }
+
+/* Fast-scan IVF indexes ("...x4fs") keep their codes interleaved in blocks of 32 vectors, which Faiss reads
+ * with aligned loads: an on-disk list of such codes is neither laid out nor aligned as they expect (Faiss
+ * aborts on an assertion). Refused, by name, before anything is written. */
+static int check_ondisk_capable(const IndexIVF *ivf, const std::string &name) {
+    if (dynamic_cast<const faiss::IndexIVFFastScan *>(ivf))
+        return kn_error(KN_EINVAL, "%s: a fast-scan IVF index (x4fs) cannot keep its lists on disk; use a plain PQ (e.g. \"IVF4096,PQ64\")",
+                        name.c_str());
+    return KN_OK;
+}
+
 
 static std::string type_name(const Index *idx) {
     int status = 0;
@@ -538,6 +550,8 @@ extern "C" int index_read(KnnIndex **out, const char *path, unsigned flags) {
         IndexIVF *ivf = ix->ivf;
         if (!ivf->invlists) return kn_error(KN_EFORMAT, "%s: the IVF index has no inverted lists stored", path);
         if (auto *od = dynamic_cast<OnDiskInvertedLists *>(ivf->invlists)) {
+            rc = check_ondisk_capable(ivf, ix->name);
+            if (rc != KN_OK) return rc;
             if (od->ptr == nullptr) {
                 rc = map_ondisk_lists(ix.get(), od);
             } else {
@@ -748,12 +762,19 @@ static int write_ondisk(Index *idx, IndexIVF *ivf, const std::vector<ListSource>
     return rc;
 }
 
-extern "C" int index_to_ondisk(KnnIndex *index, const char *index_path, const char *ivfdata_path) {
-    if (!index) return kn_error(KN_EINVAL, "index_to_ondisk: no index");
+extern "C" int index_check_ondisk(const KnnIndex *index) {
     IndexIVF *ivf = listed_ivf(index->faiss);
     if (!ivf)
         return kn_error(KN_EINVAL, "%s: only an IVF index (optionally behind a transform such as OPQ) can keep its lists on disk",
                         index->name.c_str());
+    return check_ondisk_capable(ivf, index->name);
+}
+
+extern "C" int index_to_ondisk(KnnIndex *index, const char *index_path, const char *ivfdata_path) {
+    if (!index) return kn_error(KN_EINVAL, "index_to_ondisk: no index");
+    int rc = index_check_ondisk(index);
+    if (rc != KN_OK) return rc;
+    IndexIVF *ivf = listed_ivf(index->faiss);
     std::vector<ListSource> src{{ivf->invlists, index->name}};
     return write_ondisk(index->faiss, ivf, src, -1, index_path, ivfdata_path, index->name);
 }
@@ -770,6 +791,8 @@ extern "C" int index_merge_ondisk(const char *trained_path, const char *const *s
     IndexPtr trained(raw, index_free);
     IndexIVF *ivf = listed_ivf(trained->faiss);
     if (!ivf) return kn_error(KN_EINVAL, "%s: merge: not an IVF index (optionally behind a transform)", trained_path);
+    rc = check_ondisk_capable(ivf, trained->name);
+    if (rc != KN_OK) return rc;
     if (!trained->faiss->is_trained) return kn_error(KN_EINVAL, "%s: merge: the index is not trained", trained_path);
     if (trained->faiss->ntotal != 0)
         return kn_error(KN_EINVAL, "%s: merge: the trained index must be empty, it holds %lld vectors", trained_path,

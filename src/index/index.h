@@ -137,6 +137,11 @@ int index_write(const KnnIndex *index, const char *path);
  * The handle itself is left as it was (still in memory). KN_EINVAL for an index that is not IVF. */
 int index_to_ondisk(KnnIndex *index, const char *index_path, const char *ivfdata_path);
 
+/* KN_OK if the index's inverted lists can live on disk (index_to_ondisk, index_merge_ondisk): an IVF index
+ * whose lists are plain arrays of codes. KN_EINVAL naming the index otherwise (not IVF; fast-scan "x4fs"
+ * codes, which Faiss reads in aligned blocks). Cheap: check before training. */
+int index_check_ondisk(const KnnIndex *index);
+
 /* Merges shard indexes into one on-disk index ("Indexing 1T vectors"): trained_path is the trained, empty
  * index every shard was built from; shard_paths[nshards] are the shards, in row order (shard i holds rows
  * before shard i+1's). Each shard must have the trained index's exact quantizers (KN_EMISMATCH

@@ -87,4 +87,5 @@ cp "$T/flat2.faiss.meta.json" "$T/flat.faiss.meta.json"
 expect_error "truncated index" 1 "flat.faiss" -- "$KNNLM" eval --model $M --dstore "$T/ds2" --index "$T/flat.faiss" --text "$T/valid.txt"
 expect_error "bad factory" 1 "IVF0,Nonsense" -- "$KNNLM" index build --dstore "$T/ds" --out "$T/bad.faiss" --factory "IVF0,Nonsense"
 expect_error "ondisk needs IVF" 1 "--ondisk needs an IVF index" -- "$KNNLM" index build --dstore "$T/ds" --out "$T/bad.faiss" --ondisk
+expect_error "ondisk refuses fast-scan codes" 1 "fast-scan IVF index \(x4fs\) cannot keep its lists on disk" -- "$KNNLM" index build --dstore "$T/ds" --out "$T/bad.faiss" --factory "IVF16,PQ8x4fs" --ondisk
 finish

@@ -20,7 +20,9 @@ K=build/release/knnlm
 mkdir -p "$OUT"
 
 echo; echo "== 1. the tokenizer and the LM alone"
-echo "대한민국의 수도는 서울특별시이다." | tee /dev/stderr | $K tokenize --model $MODEL
+SENTENCE="대한민국의 수도는 서울특별시이다."
+echo "$SENTENCE"
+echo "$SENTENCE" | $K tokenize --model $MODEL
 $K ppl --model $MODEL --text $VALID --window 512 --stride 256 --max-tokens 30000 --quiet
 
 echo; echo "== 2. datastore: keys of the first 300,000 tokens of the train sample"
@@ -37,7 +39,7 @@ $K eval --model $MODEL --dstore "$OUT/dstore" --index "$OUT/dstore/flat.faiss" -
 
 echo; echo "== 5. case analysis of one sentence (k = 8, λ = 0.25): $OUT/query.jsonl"
 $K query --model $MODEL --dstore "$OUT/dstore" --index "$OUT/dstore/flat.faiss" --k 8 --lambda 0.25 \
-    --context "대한민국의 수도는 서울특별시이다." >"$OUT/query.jsonl"
+    --context "$SENTENCE" >"$OUT/query.jsonl"
 head -n 3 "$OUT/query.jsonl"
 echo "..."
 echo; echo "Outputs in $OUT: sweep.csv, sweep.json, ppl_vs_lambda.svg (open it in a browser), cases.jsonl, query.jsonl"

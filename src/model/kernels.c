@@ -21,22 +21,29 @@ void encoder_forward(float *out, const int32_t *ids, const float *wte, const flo
     }
 }
 
+/* The mean and 1 / sqrt(variance + eps) of one row (biased variance, two passes, as torch.nn.LayerNorm). */
+static inline void row_moments(const float *x, int C, float eps, float *mean_out, float *rstd_out) {
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int i = 0; i < C; i++) sum += x[i];
+    const float mean = sum / (float)C;
+    float var = 0.0f;
+#pragma omp simd reduction(+ : var)
+    for (int i = 0; i < C; i++) {
+        float d = x[i] - mean;
+        var += d * d;
+    }
+    *mean_out = mean;
+    *rstd_out = 1.0f / sqrtf(var / (float)C + eps);
+}
+
 void layernorm_forward(float *out, const float *inp, const float *w, const float *b, int T, int C, float eps) {
 #pragma omp parallel for schedule(static) if (T > 16)
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C;
         float *o = out + (size_t)t * C;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < C; i++) sum += x[i];
-        const float mean = sum / (float)C;
-        float var = 0.0f;
-#pragma omp simd reduction(+ : var)
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - mean;
-            var += d * d;
-        }
-        const float rstd = 1.0f / sqrtf(var / (float)C + eps);
+        float mean, rstd;
+        row_moments(x, C, eps, &mean, &rstd);
 #pragma omp simd
         for (int i = 0; i < C; i++) o[i] = (x[i] - mean) * rstd * w[i] + b[i];
     }
@@ -47,17 +54,8 @@ void layernorm_bf16_forward(uint16_t *outb, int ldb, float *out, const float *in
     for (int t = 0; t < T; t++) {
         const float *x = inp + (size_t)t * C;
         uint16_t *ob = outb + (size_t)t * ldb;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int i = 0; i < C; i++) sum += x[i];
-        const float mean = sum / (float)C;
-        float var = 0.0f;
-#pragma omp simd reduction(+ : var)
-        for (int i = 0; i < C; i++) {
-            float d = x[i] - mean;
-            var += d * d;
-        }
-        const float rstd = 1.0f / sqrtf(var / (float)C + eps);
+        float mean, rstd;
+        row_moments(x, C, eps, &mean, &rstd);
         if (out) {
             float *o = out + (size_t)t * C;
 #pragma omp simd

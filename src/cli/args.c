@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void args_print_help(const ArgSpec *spec) {
+static void args_print_help(const ArgSpec *spec) {
     printf("usage: %s %s\n\n%s\n", spec->command, spec->usage, spec->summary);
     if (spec->details) printf("\n%s\n", spec->details);
     printf("\noptions:\n");

@@ -31,6 +31,4 @@ enum { ARGS_OK = 0, ARGS_HELP = 1, ARGS_ERROR = 2 };
  * --quiet (stored in *quiet, may be NULL). Positional arguments go to rest (up to max_rest). */
 int args_parse(const ArgSpec *spec, int argc, char **argv, char **rest, int max_rest, int *nrest, int *quiet);
 
-void args_print_help(const ArgSpec *spec);
-
 #endif

@@ -86,5 +86,3 @@ void progress_finish(Progress *p, uint64_t done, uint64_t bytes) {
     if (p->quiet) return;
     if (p->tty) draw(p, done, bytes, kn_seconds(), 1);
 }
-
-void progress_callback(void *progress, uint64_t done, uint64_t bytes) { progress_update(progress, done, bytes); }

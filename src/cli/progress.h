@@ -23,7 +23,4 @@ void progress_update(Progress *p, uint64_t done, uint64_t bytes);
 /* Draws the final state and ends the line. */
 void progress_finish(Progress *p, uint64_t done, uint64_t bytes);
 
-/* A library-side callback (see the library's progress hooks) that forwards to progress_update. */
-void progress_callback(void *progress, uint64_t done, uint64_t bytes);
-
 #endif

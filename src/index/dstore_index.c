@@ -28,8 +28,8 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* n distinct rows of [0, N), drawn with a seeded partial Fisher-Yates over a sparse permutation (a hash-free
- * version: Floyd's algorithm), then sorted so the keys are read in file order. */
+/* n distinct rows of [0, N), drawn with a seed by Floyd's algorithm, then sorted so that the keys are read in
+ * file order. */
 static int sample_rows(int64_t N, int64_t n, uint64_t seed, int64_t **out) {
     int64_t *rows = malloc((size_t)n * sizeof *rows);
     if (!rows) return kn_error(KN_ENOMEM, "out of memory for a training sample of %lld rows", (long long)n);
@@ -38,8 +38,8 @@ static int sample_rows(int64_t N, int64_t n, uint64_t seed, int64_t **out) {
         *out = rows;
         return KN_OK;
     }
-    /* Floyd: for j = N-n .. N-1 pick t in [0, j]; take t unless taken, else j. Membership via a sorted copy
-     * would be O(n^2); a bitmap over N bits is at most 13 MB for 10^8 rows. */
+    /* Floyd: for j = N-n .. N-1 pick t in [0, j]; take t unless taken, else j. Membership in a bitmap of N
+     * bits: 13 MB for 10^8 rows. */
     uint8_t *taken = calloc((size_t)(N + 7) / 8, 1);
     if (!taken) {
         free(rows);

@@ -60,17 +60,3 @@ int kn_error_wrap(int code, const char *fmt, ...) {
 
 const char *kn_errmsg(void) { return errmsg; }
 
-const char *kn_strcode(int code) {
-    switch (code) {
-    case KN_OK: return "ok";
-    case KN_EIO: return "I/O error";
-    case KN_EFORMAT: return "format error";
-    case KN_ENOMEM: return "out of memory";
-    case KN_EINVAL: return "invalid argument";
-    case KN_ENOSPC: return "disk full";
-    case KN_EMISMATCH: return "mismatch";
-    case KN_EINTR: return "interrupted";
-    case KN_ENOTFOUND: return "not found";
-    default: return "unknown error";
-    }
-}

@@ -35,7 +35,4 @@ int kn_error_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 
 /* The calling thread's last message ("" if none). Valid until the next kn_error* call on this thread. */
 const char *kn_errmsg(void);
 
-/* A short name of a code, e.g. "format error", for logs. */
-const char *kn_strcode(int code);
-
 #endif

@@ -69,7 +69,8 @@ static void run_logits(Ctx *c) {
     run_hidden(c);
     const int C = gpt2_config(c->m)->n_embd;
     const float *h = gpt2_state_output(c->s, KEY_FINAL_HIDDEN);
-    for (int r = 0; r < c->T; r += LOGIT_CHUNK) gpt2_logits(c->m, h + (size_t)r * C, c->T - r < LOGIT_CHUNK ? c->T - r : LOGIT_CHUNK, c->logits);
+    for (int r = 0; r < c->T; r += LOGIT_CHUNK)
+        if (gpt2_logits(c->m, h + (size_t)r * C, c->T - r < LOGIT_CHUNK ? c->T - r : LOGIT_CHUNK, c->logits) != KN_OK) die("logits");
 }
 
 static void run_key(Ctx *c) {
@@ -282,7 +283,7 @@ int main(int argc, char **argv) {
             t0 = now();
             for (int t = 0; t < steps; t++) {
                 if (gpt2_forward(d, dids + ctx + t, 1, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("decode");
-                gpt2_logits(c.m, gpt2_state_output(d, KEY_FINAL_HIDDEN), 1, c.logits);
+                if (gpt2_logits(c.m, gpt2_state_output(d, KEY_FINAL_HIDDEN), 1, c.logits) != KN_OK) die("logits");
             }
             best_l = min_d(best_l, (now() - t0) / steps);
         }

@@ -95,7 +95,7 @@ static void check_weights_file(const char *weights, int f16) {
         }
         int rows = T < 4 ? T : 4;
         float *logits = malloc((size_t)rows * c->vocab_size * sizeof(float));
-        gpt2_logits(m, final + (size_t)(T - rows) * c->n_embd, rows, logits);
+        CHECK_OK(gpt2_logits(m, final + (size_t)(T - rows) * c->n_embd, rows, logits));
         check_against(weights, cases[i], f16 ? "f16.logits_tail" : "logits_tail", logits, rows, c->vocab_size, LOGIT_TOL);
         free(logits);
         free(ids);
@@ -159,28 +159,49 @@ static void test_kv_cache_matches_batched(void) {
     free(ids);
 }
 
-/* Outputs are bit-identical with 1 and 2 threads. */
+/* Hidden states and logits are bit-identical with 1, 2 and 3 threads (whatever OPENBLAS_* says: nothing in the
+ * model calls BLAS), and a row's logits do not depend on how many rows are computed with it. */
 static void test_thread_count_independent(void) {
     Gpt2 *m;
     CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
-    const int C = gpt2_config(m)->n_embd;
+    const int C = gpt2_config(m)->n_embd, V = gpt2_config(m)->vocab_size;
     int32_t *ids;
     int T;
     CHECK_OK(load_ids("case3", &ids, &T));
     Gpt2State *s;
     CHECK_OK(gpt2_state_create(&s, m, T, 0));
-    float *out[2];
+    float *out[3], *logits[3];
     int saved = omp_get_max_threads();
-    for (int n = 1; n <= 2; n++) {
+    for (int n = 1; n <= 3; n++) {
         omp_set_num_threads(n);
         CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
         out[n - 1] = malloc((size_t)T * C * sizeof(float));
+        logits[n - 1] = malloc((size_t)T * V * sizeof(float));
         memcpy(out[n - 1], gpt2_state_output(s, KEY_FINAL_HIDDEN), (size_t)T * C * sizeof(float));
+        CHECK_OK(gpt2_logits(m, out[n - 1], T, logits[n - 1]));
     }
     omp_set_num_threads(saved);
-    CHECK(memcmp(out[0], out[1], (size_t)T * C * sizeof(float)) == 0);
-    free(out[0]);
-    free(out[1]);
+    for (int n = 1; n < 3; n++) {
+        CHECK_MSG(memcmp(out[0], out[n], (size_t)T * C * sizeof(float)) == 0, "hidden states differ with %d threads", n + 1);
+        CHECK_MSG(memcmp(logits[0], logits[n], (size_t)T * V * sizeof(float)) == 0, "logits differ with %d threads", n + 1);
+    }
+    /* one row at a time (decoding), and the last 7 rows (a full register tile and one more) */
+    float *one = malloc((size_t)V * sizeof(float));
+    for (int t = 0; t < T; t++) {
+        CHECK_OK(gpt2_logits(m, out[0] + (size_t)t * C, 1, one));
+        CHECK_MSG(memcmp(one, logits[0] + (size_t)t * V, (size_t)V * sizeof(float)) == 0, "row %d alone differs", t);
+    }
+    if (T >= 7) {
+        float *tail = malloc((size_t)7 * V * sizeof(float));
+        CHECK_OK(gpt2_logits(m, out[0] + (size_t)(T - 7) * C, 7, tail));
+        CHECK(memcmp(tail, logits[0] + (size_t)(T - 7) * V, (size_t)7 * V * sizeof(float)) == 0);
+        free(tail);
+    }
+    free(one);
+    for (int n = 0; n < 3; n++) {
+        free(out[n]);
+        free(logits[n]);
+    }
     gpt2_state_free(s);
     gpt2_free(m);
     free(ids);

@@ -67,8 +67,8 @@ int cmd_embed(int argc, char **argv) {
         int64_t shape[2] = {T, V};
         if (!logits) rc = kn_error(KN_ENOMEM, "out of memory for %lld x %d logits", (long long)T, V);
         else {
-            gpt2_logits(m, gpt2_state_output(st, KEY_FINAL_HIDDEN), (int)T, logits);
-            rc = npy_write(logits_path, NPY_F32, 2, shape, logits);
+            rc = gpt2_logits(m, gpt2_state_output(st, KEY_FINAL_HIDDEN), (int)T, logits);
+            if (rc == KN_OK) rc = npy_write(logits_path, NPY_F32, 2, shape, logits);
         }
         free(logits);
     }

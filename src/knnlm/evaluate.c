@@ -138,7 +138,7 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
         for (int c0 = 0; rc == KN_OK && c0 < nr; c0 += LOGIT_ROWS) {
             const int rows = nr - c0 < LOGIT_ROWS ? nr - c0 : LOGIT_ROWS;
             t = kn_seconds();
-            gpt2_logits(model, hidden + (size_t)c0 * D, rows, b.logits);
+            if ((rc = gpt2_logits(model, hidden + (size_t)c0 * D, rows, b.logits)) != KN_OK) break;
 #pragma omp parallel for schedule(static)
             for (int i = 0; i < rows; i++) {
                 ScoredToken *s = &b.scored[i];

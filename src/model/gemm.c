@@ -215,6 +215,41 @@ void gemm_f32_block(float *out, size_t ldo, const float *inp, size_t ldi, const 
     panel_f32(out, ldo, inp, ldi, b, ldb, NULL, M, K, cols, GEMM_STORE, ACT_GELU_NEW);
 }
 
+size_t gemm_f32_packed_size(int K, int N) { return (size_t)(N + GEMM_NR - 1) / GEMM_NR * K * GEMM_NR; }
+
+void gemm_pack_f32(float *packed, const float *w, size_t ldw, int K, int N, int transposed, int nthreads) {
+    const int np = (N + GEMM_NR - 1) / GEMM_NR;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads)
+    for (int p = 0; p < np; p++) {
+        float *dst = packed + (size_t)p * K * GEMM_NR;
+        const int n0 = p * GEMM_NR, cols = N - n0 < GEMM_NR ? N - n0 : GEMM_NR;
+        if (transposed) {
+            /* column j of the panel is row n0 + j of w: read each row once, contiguously */
+            memset(dst, 0, (size_t)K * GEMM_NR * sizeof(float));
+            for (int j = 0; j < cols; j++) {
+                const float *row = w + (size_t)(n0 + j) * ldw;
+                for (int k = 0; k < K; k++) dst[(size_t)k * GEMM_NR + j] = row[k];
+            }
+        } else {
+            for (int k = 0; k < K; k++) {
+                memcpy(dst + (size_t)k * GEMM_NR, w + (size_t)k * ldw + n0, (size_t)cols * sizeof(float));
+                memset(dst + (size_t)k * GEMM_NR + cols, 0, (size_t)(GEMM_NR - cols) * sizeof(float));
+            }
+        }
+    }
+}
+
+void gemm_f32_packed(float *out, size_t ldo, const float *inp, size_t ldi, const float *packed, int M, int K, int N, int nthreads) {
+    if (M <= 0 || N <= 0) return;
+    const int np = (N + GEMM_NR - 1) / GEMM_NR;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nthreads) if (nthreads > 1 && np > 1)
+    for (int p = 0; p < np; p++) {
+        const int n0 = p * GEMM_NR;
+        panel_f32(out + n0, ldo, inp, ldi, packed + (size_t)p * K * GEMM_NR, GEMM_NR, NULL, M, K, N - n0 < GEMM_NR ? N - n0 : GEMM_NR,
+                  GEMM_STORE, ACT_GELU_NEW);
+    }
+}
+
 /* ---- bf16 ---------------------------------------------------------------------------------------------- */
 
 

@@ -42,6 +42,16 @@ void gemm_f32(float *out, size_t ldo, const float *inp, size_t ldi, const float 
  * The attention's Q K^T and P V products. */
 void gemm_f32_block(float *out, size_t ldo, const float *inp, size_t ldi, const float *b, size_t ldb, int M, int K, int cols);
 
+/* fp32 weights packed once, for a weight read by many calls in a layout the product cannot stream (the lm_head's
+ * wte is [V, C], the transpose of what it needs): panels of GEMM_NR columns, each [K][GEMM_NR] (the last padded
+ * with zeros). With transposed, w is [N,K]. gemm_f32_packed_size gives the float count. */
+size_t gemm_f32_packed_size(int K, int N);
+void gemm_pack_f32(float *packed, const float *w, size_t ldw, int K, int N, int transposed, int nthreads);
+
+/* out[M,N] (ldo) = inp[M,K] (ldi) @ w, w packed by gemm_pack_f32: gemm_f32's arithmetic (one FMA per k, in
+ * order), each thread whole panels, for any M. */
+void gemm_f32_packed(float *out, size_t ldo, const float *inp, size_t ldi, const float *packed, int M, int K, int N, int nthreads);
+
 /* bf16 weights: w[K,N] (fp32, ldw) rounded to bf16 (nearest even) and packed in panels of GEMM_NR columns,
  * each [Kp/2][GEMM_NR][2] (Kp = K rounded up to even; the last panel and row padded with zeros). With
  * transposed, w is [N,K] (the lm_head's wte). gemm_bf16_packed_size gives the uint16 count. */

@@ -312,7 +312,33 @@ const float *gpt2_state_output(const Gpt2State *s, Gpt2KeyType key) {
     return NULL;
 }
 
-void gpt2_logits(const Gpt2 *m, const float *hidden, int n, float *logits) {
+/* The packed lm_head, made by the first caller; the others wait for it. The model is logically const: the
+ * copy is a cache of m->lm_head. */
+static const float *lm_head_packed(const Gpt2 *cm) {
+    Gpt2 *m = (Gpt2 *)cm;
+    float *p = __atomic_load_n(&m->lm_head_packed, __ATOMIC_ACQUIRE);
+    if (p) return p;
+    pthread_mutex_lock(&m->lm_head_lock);
+    p = m->lm_head_packed;
+    if (!p) {
+        const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+        p = malloc(gemm_f32_packed_size(C, V) * sizeof(float));
+        if (p) {
+            gemm_pack_f32(p, m->lm_head, (size_t)C, C, V, 1, omp_in_parallel() ? 1 : omp_get_max_threads());
+            __atomic_store_n(&m->lm_head_packed, p, __ATOMIC_RELEASE);
+        }
+    }
+    pthread_mutex_unlock(&m->lm_head_lock);
+    return p;
+}
+
+int gpt2_logits(const Gpt2 *m, const float *hidden, int n, float *logits) {
     const Gpt2Config *c = &m->cfg;
-    matmul_transposed_forward(logits, hidden, m->lm_head, n, c->n_embd, c->vocab_size);
+    const float *w = lm_head_packed(m);
+    if (!w)
+        return kn_error(KN_ENOMEM, "%s: out of memory for the lm_head (%.1f MB)", m->weights_path,
+                        (double)gemm_f32_packed_size(c->n_embd, c->vocab_size) * sizeof(float) / 1e6);
+    gemm_f32_packed(logits, (size_t)c->vocab_size, hidden, (size_t)c->n_embd, w, n, c->n_embd, c->vocab_size,
+                    omp_in_parallel() ? 1 : omp_get_max_threads());
+    return KN_OK;
 }

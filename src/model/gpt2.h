@@ -71,8 +71,10 @@ const float *gpt2_state_output(const Gpt2State *state, Gpt2KeyType key);
 int gpt2_state_cached(const Gpt2State *state);
 void gpt2_state_reset(Gpt2State *state);
 
-/* logits[n, V] = hidden[n, C] (ln_f outputs) times the lm_head (wte, when tied) transposed. Always fp32. */
-void gpt2_logits(const Gpt2 *model, const float *hidden, int n, float *logits);
+/* logits[n, V] = hidden[n, C] (ln_f outputs) times the lm_head (wte, when tied) transposed. Always fp32, on
+ * our own product: the same bits for any thread count. The first call packs the lm_head (V x C floats, kept
+ * until gpt2_free); KN_ENOMEM if that copy cannot be allocated. Safe to call from several threads. */
+int gpt2_logits(const Gpt2 *model, const float *hidden, int n, float *logits);
 
 /* The arithmetic of the transformer blocks' matrix products. GPT2_FP32 (the default) is exact to the
  * PyTorch reference. GPT2_BF16 rounds the inputs of the four linear layers (weights and activations) and, in

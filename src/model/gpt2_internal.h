@@ -7,6 +7,7 @@
 #include "model/gpt2.h"
 #include "model/tensorfile.h"
 
+#include <pthread.h>
 #include <stdint.h>
 
 typedef struct {
@@ -32,6 +33,10 @@ struct Gpt2 {
     size_t converted_floats;
     Gpt2Precision precision;
     uint16_t *packed;       /* GPT2_BF16: one allocation for every layer's packed weights */
+    /* lm_head transposed into gemm_pack_f32's panels on the first gpt2_logits (NULL before): our own
+     * product, so logits do not depend on the thread count, the BLAS or the CPU */
+    float *lm_head_packed;
+    pthread_mutex_t lm_head_lock;
     char *weights_path;
 };
 

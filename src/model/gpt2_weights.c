@@ -161,6 +161,7 @@ int gpt2_load(Gpt2 **out, const char *model_dir, const char *weights_path) {
     Gpt2 *m = calloc(1, sizeof *m);
     char path[4096];
     if (!m) return kn_error(KN_ENOMEM, "out of memory");
+    pthread_mutex_init(&m->lm_head_lock, NULL);
     int rc = path_join(path, sizeof path, model_dir, "config.json");
     if (rc == KN_OK && !file_exists(path)) rc = kn_error(KN_ENOTFOUND, "%s: no config.json in the model folder", model_dir);
     if (rc == KN_OK) rc = gpt2_config_load(&m->cfg, path);
@@ -188,6 +189,8 @@ void gpt2_free(Gpt2 *m) {
     if (m->file) tensorfile_close(m->file);
     free(m->converted);
     free(m->packed);
+    free(m->lm_head_packed);
+    pthread_mutex_destroy(&m->lm_head_lock);
     free(m->layers);
     free(m->weights_path);
     free(m);

@@ -1,12 +1,12 @@
 /* kernels.c — see kernels.h. Loops are written for the compiler to vectorise (omp simd); the attention's
- * products go through gemm_f32_block's register tiles, or OpenBLAS for head sizes that are not a multiple of
- * 16 floats. */
+ * products go through gemm_f32_block's register tiles (P V through a plain loop with the same arithmetic for
+ * head sizes that are not a multiple of 16 floats). No BLAS: its results depend on the thread count and the
+ * CPU. */
 #pragma GCC optimize("fp-contract=fast") /* a + b * c as one FMA: -std=c11 would keep them apart */
 
 #include "model/kernels.h"
 #include "model/gemm.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -69,10 +69,6 @@ void layernorm_bf16_forward(uint16_t *outb, int ldb, float *out, const float *in
         }
         if (ldb > C) ob[C] = 0;
     }
-}
-
-void matmul_transposed_forward(float *out, const float *inp, const float *w, int T, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
 }
 
 void activation_span(Gpt2Activation act, float *x, size_t n) {
@@ -142,17 +138,25 @@ static void attention_tile(float *out, int ldo, const float *q, int ldq, const f
     const int ldS = ATTN_KEYS_PADDED(nk);
     q += (size_t)t0 * ldq;
     out += (size_t)t0 * ldo;
-    if (HS % 16 == 0) {
-        for (int j0 = 0; j0 < nk; j0 += GEMM_NR) gemm_f32_block(S + j0, (size_t)ldS, q, (size_t)ldq, kt + j0, (size_t)ldkt, m, HS, GEMM_NR);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, nk, HS, 1.0f, q, ldq, kt, ldkt, 0.0f, S, ldS);
-    }
+    /* kt's rows are padded to ldS >= nk rounded up to GEMM_NR, so whole blocks of keys can be read */
+    for (int j0 = 0; j0 < nk; j0 += GEMM_NR) gemm_f32_block(S + j0, (size_t)ldS, q, (size_t)ldq, kt + j0, (size_t)ldkt, m, HS, GEMM_NR);
     for (int i = 0; i < m; i++) inv[i] = softmax_row(S + (size_t)i * ldS, pos0 + t0 + i, nk, scale);
     if (HS % 16 == 0) {
         for (int c0 = 0; c0 < HS; c0 += GEMM_NR)
             gemm_f32_block(out + c0, (size_t)ldo, S, (size_t)ldS, v + c0, (size_t)ldv, m, nk, HS - c0 < GEMM_NR ? HS - c0 : GEMM_NR);
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, nk, 1.0f, S, ldS, v, ldv, 0.0f, out, ldo);
+        /* v's rows cannot be read in whole vectors past HS: the tile's arithmetic (from 0, one FMA per key in
+         * order) one row at a time */
+        for (int i = 0; i < m; i++) {
+            float *o = out + (size_t)i * ldo;
+            const float *s = S + (size_t)i * ldS;
+            for (int c = 0; c < HS; c++) o[c] = 0.0f;
+            for (int j = 0; j < nk; j++) {
+                const float p = s[j], *vj = v + (size_t)j * ldv;
+#pragma omp simd
+                for (int c = 0; c < HS; c++) o[c] = fmaf(p, vj[c], o[c]);
+            }
+        }
     }
     for (int i = 0; i < m; i++) {
         float *o = out + (size_t)i * ldo;

@@ -20,9 +20,6 @@ void layernorm_forward(float *out, const float *inp, const float *w, const float
  * for a bf16 product's input; also the fp32 values into out unless it is NULL. */
 void layernorm_bf16_forward(uint16_t *outb, int ldb, float *out, const float *inp, const float *w, const float *b, int T, int C, float eps);
 
-/* out[T,OC] = inp[T,C] @ w[OC,C]^T: the lm_head, whose weight is the embedding matrix (OpenBLAS). */
-void matmul_transposed_forward(float *out, const float *inp, const float *w, int T, int C, int OC);
-
 /* In place on n floats, in the calling thread (vectorised): gelu_new (tanh approximation), exact-erf gelu or
  * relu as act says. The matrix products apply it to each output tile. */
 void activation_span(Gpt2Activation act, float *x, size_t n);

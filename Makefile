@@ -12,14 +12,25 @@
 MODE ?= release
 BUILD := build/$(MODE)
 
+# CC, CXX, CPPFLAGS, CFLAGS, CXXFLAGS, LDFLAGS and LDLIBS from the command line or the environment are added to
+# ours. ARCH is the instruction set the whole program may use: x86-64-v3 (AVX2 + FMA, any x86-64 CPU since
+# 2015); the matrix products also have AVX-512 kernels, chosen at run time (src/model/gemm.c; KNNLM_ISA=avx2
+# forces the AVX2 ones). ARCH=-march=native ties the binary to this CPU for nothing measurable.
 CC ?= gcc
 CXX ?= g++
-OPENBLAS_DIR ?= /usr/lib/x86_64-linux-gnu/openblas-openmp
-OPENBLAS_INC ?= /usr/include/x86_64-linux-gnu/openblas-openmp
-ARCH ?= -march=native
+ARCH ?= -march=x86-64-v3
+PKG_CONFIG ?= pkg-config
+# The OpenMP build of OpenBLAS, whatever the system's default BLAS alternative is (its own .pc file).
+OPENBLAS_PC := /usr/lib/x86_64-linux-gnu/openblas-openmp/pkgconfig
+OPENBLAS_DIR ?= $(shell PKG_CONFIG_PATH=$(OPENBLAS_PC) $(PKG_CONFIG) --variable=libdir openblas 2>/dev/null || echo /usr/lib/x86_64-linux-gnu/openblas-openmp)
+OPENBLAS_INC ?= $(shell PKG_CONFIG_PATH=$(OPENBLAS_PC) $(PKG_CONFIG) --variable=includedir openblas 2>/dev/null || echo /usr/include/x86_64-linux-gnu/openblas-openmp)
+# Libraries Debian ships a .pc file for; Faiss and LAPACK have none.
+PC_LIBS := libcjson libutf8proc libxxhash zlib
+PC_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PC_LIBS) 2>/dev/null)
+PC_LDLIBS := $(shell $(PKG_CONFIG) --libs $(PC_LIBS) 2>/dev/null || echo -lcjson -lutf8proc -lxxhash -lz)
 
 WARN := -Wall -Wextra -Wshadow -Wpointer-arith -Wno-unused-parameter -Wno-missing-field-initializers
-CPPFLAGS := -Isrc -I$(OPENBLAS_INC) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -MMD -MP
+KN_CPPFLAGS := -Isrc -I$(OPENBLAS_INC) $(PC_CFLAGS) -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -MMD -MP $(CPPFLAGS)
 ifeq ($(MODE),release)
   OPT := -O3 $(ARCH) -DNDEBUG
 else ifeq ($(MODE),asan)
@@ -29,10 +40,10 @@ else ifeq ($(MODE),debug)
 else
   $(error MODE must be release, asan or debug)
 endif
-CFLAGS := -std=c11 $(WARN) $(OPT) -fopenmp
-CXXFLAGS := -std=c++17 $(WARN) $(OPT) -fopenmp
-LDFLAGS := $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR)
-LDLIBS := -lfaiss -llapack -lopenblas -lcjson -lutf8proc -lxxhash -lz -lm -lpthread
+KN_CFLAGS := -std=c11 $(WARN) $(OPT) -fopenmp $(CFLAGS)
+KN_CXXFLAGS := -std=c++17 $(WARN) $(OPT) -fopenmp $(CXXFLAGS)
+KN_LDFLAGS := $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) $(LDFLAGS)
+KN_LDLIBS := -lfaiss -llapack -lopenblas $(PC_LDLIBS) -lm -lpthread $(LDLIBS)
 
 LIB_CSRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))
 LIB_CXXSRC := $(wildcard src/*/*.cpp)
@@ -50,13 +61,18 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test tests bench clean
 all: $(BIN)
 
-$(BUILD)/%.o: %.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+# Objects are rebuilt when the flags change (another ARCH, CFLAGS...), not only when a source does.
+FLAGS_STAMP := $(BUILD)/flags.txt
+FLAGS_NOW := $(CC) $(CXX) $(KN_CPPFLAGS) $(KN_CFLAGS) $(KN_CXXFLAGS)
+$(shell mkdir -p $(BUILD) && echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 
-$(BUILD)/%.o: %.cpp
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -c $< -o $@
+	$(CC) $(KN_CPPFLAGS) $(KN_CFLAGS) -c $< -o $@
+
+$(BUILD)/%.o: %.cpp $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(KN_CPPFLAGS) $(KN_CXXFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -64,13 +80,13 @@ $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BIN): $(CLI_OBJ) $(LIB)
-	$(CXX) $(LDFLAGS) $(CLI_OBJ) $(LIB) $(LDLIBS) -o $@
+	$(CXX) $(KN_LDFLAGS) $(CLI_OBJ) $(LIB) $(KN_LDLIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
-	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CXX) $(KN_LDFLAGS) $< $(LIB) $(KN_LDLIBS) -o $@
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIB)
-	$(CXX) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CXX) $(KN_LDFLAGS) $< $(LIB) $(KN_LDLIBS) -o $@
 
 tests: $(TEST_BIN) $(BIN)
 bench: $(BENCH_BIN) $(BIN)

@@ -21,6 +21,13 @@ for t in "$build"/tests/test_*; do
     echo "== $name"
     if "$t"; then passed=$((passed + 1)); else failed+=("$name"); fi
 done
+# The model again on the AVX2 kernels (the same comparisons with PyTorch), where the CPU would pick AVX-512.
+for t in "$build"/tests/test_model "$build"/tests/test_kernels; do
+    [ -x "$t" ] || continue
+    name="$(basename "$t") (KNNLM_ISA=avx2)"
+    echo "== $name"
+    if KNNLM_ISA=avx2 "$t"; then passed=$((passed + 1)); else failed+=("$name"); fi
+done
 for s in tests/cli/test_*.sh; do
     [ -e "$s" ] || continue
     name=cli/$(basename "$s")

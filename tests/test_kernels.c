@@ -356,16 +356,24 @@ static void test_layernorm(void) {
 }
 
 /* gemm_bf16_native() says what /proc/cpuinfo says (Linux), so the run-time check neither misses VDPBF16PS nor
- * claims it on a CPU without it (where it would fault). */
+ * claims it on a CPU without it (where it would fault); with KNNLM_ISA=avx2 it is never used. The kernels in
+ * use are AVX-512 exactly where the CPU has AVX-512 F, VL, BW and DQ. */
 static void test_bf16_cpu_check(void) {
     FILE *f = fopen("/proc/cpuinfo", "r");
     if (!f) return;
     char line[8192];
     int flags = -1;
+    int avx512 = -1;
     while (flags < 0 && fgets(line, sizeof line, f))
-        if (strncmp(line, "flags", 5) == 0) flags = strstr(line, " avx512_bf16") != NULL;
+        if (strncmp(line, "flags", 5) == 0) {
+            flags = strstr(line, " avx512_bf16") != NULL;
+            avx512 = strstr(line, " avx512f") && strstr(line, " avx512vl") && strstr(line, " avx512bw") && strstr(line, " avx512dq");
+        }
     fclose(f);
-    if (flags >= 0) CHECK_EQ_INT(gemm_bf16_native(), flags);
+    const char *env = getenv("KNNLM_ISA");
+    const int forced_avx2 = env && strcmp(env, "avx2") == 0;
+    if (flags >= 0) CHECK_EQ_INT(gemm_bf16_native(), flags && !forced_avx2);
+    if (avx512 >= 0) CHECK_MSG(strcmp(gemm_isa(), avx512 && !forced_avx2 ? "avx512" : "avx2") == 0, "kernels in use: %s", gemm_isa());
 }
 
 int main(void) {
@@ -380,6 +388,6 @@ int main(void) {
     RUN(test_bf16_cpu_check);
     RUN(test_activation_and_exp);
     RUN(test_layernorm);
-    fprintf(stderr, "  (VDPBF16PS %s on this CPU)\n", gemm_bf16_native() ? "native" : "absent: emulation only");
+    fprintf(stderr, "  (kernels: %s; VDPBF16PS %s)\n", gemm_isa(), gemm_bf16_native() ? "native" : "not used: emulated");
     return TEST_EXIT();
 }

@@ -159,17 +159,22 @@ static void test_kv_cache_matches_batched(void) {
     free(ids);
 }
 
+/* The fp32 model, case3's ids and a state without a KV cache for them. */
+static void open_case3(Gpt2 **m, int32_t **ids, int *T, Gpt2State **s) {
+    CHECK_OK(gpt2_load(m, REF, REF "/model.safetensors"));
+    CHECK_OK(load_ids("case3", ids, T));
+    CHECK_OK(gpt2_state_create(s, *m, *T, 0));
+}
+
 /* Hidden states and logits are bit-identical with 1, 2 and 3 threads (whatever OPENBLAS_* says: nothing in the
  * model calls BLAS), and a row's logits do not depend on how many rows are computed with it. */
 static void test_thread_count_independent(void) {
     Gpt2 *m;
-    CHECK_OK(gpt2_load(&m, REF, REF "/model.safetensors"));
-    const int C = gpt2_config(m)->n_embd, V = gpt2_config(m)->vocab_size;
     int32_t *ids;
     int T;
-    CHECK_OK(load_ids("case3", &ids, &T));
     Gpt2State *s;
-    CHECK_OK(gpt2_state_create(&s, m, T, 0));
+    open_case3(&m, &ids, &T, &s);
+    const int C = gpt2_config(m)->n_embd, V = gpt2_config(m)->vocab_size;
     float *out[3], *logits[3];
     int saved = omp_get_max_threads();
     for (int n = 1; n <= 3; n++) {
@@ -222,6 +227,52 @@ static const float *ref_output(NpyArray *a, const char *case_name, const char *w
     char path[256];
     snprintf(path, sizeof path, REF "/%s.%s.npy", case_name, what);
     return npy_map(a, path) == KN_OK ? a->data : NULL;
+}
+
+/* The AVX2 and AVX-512 kernels (gemm.h) give the same bits: hidden states and logits in fp32, hidden states in
+ * bf16 (VDPBF16PS on AVX-512 where the CPU has it, its emulation on AVX2). tests/run.sh also runs this whole
+ * file with KNNLM_ISA=avx2, so the PyTorch comparisons above hold on both paths. */
+static void test_isa_same_bits(void) {
+    const char *start = gemm_isa();
+    if (gemm_set_isa("avx512") != KN_OK) {
+        printf("    (no AVX-512 on this CPU: only the AVX2 kernels are tested)\n");
+        CHECK(strcmp(gemm_isa(), "avx2") == 0);
+        return;
+    }
+    CHECK(gemm_set_isa("avx3") == KN_EINVAL);
+    Gpt2 *m;
+    int32_t *ids;
+    int T;
+    Gpt2State *s;
+    open_case3(&m, &ids, &T, &s);
+    const int C = gpt2_config(m)->n_embd, V = gpt2_config(m)->vocab_size;
+    const size_t nh = (size_t)T * C, nl = (size_t)4 * V;
+    float *h[2][2], *logits[2];
+    const char *isa[2] = {"avx2", "avx512"};
+    for (int p = 0; p < 2; p++) {
+        CHECK_OK(gpt2_set_precision(m, p ? GPT2_BF16 : GPT2_FP32));
+        for (int i = 0; i < 2; i++) {
+            CHECK_OK(gemm_set_isa(isa[i]));
+            CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));
+            h[p][i] = malloc(nh * sizeof(float));
+            memcpy(h[p][i], gpt2_state_output(s, KEY_FINAL_HIDDEN), nh * sizeof(float));
+            if (p == 0) {
+                logits[i] = malloc(nl * sizeof(float));
+                CHECK_OK(gpt2_logits(m, h[p][i] + (size_t)(T - 4) * C, 4, logits[i]));
+            }
+        }
+        CHECK_MSG(memcmp(h[p][0], h[p][1], nh * sizeof(float)) == 0, "%s hidden states differ between AVX2 and AVX-512", p ? "bf16" : "fp32");
+    }
+    CHECK_MSG(memcmp(logits[0], logits[1], nl * sizeof(float)) == 0, "logits differ between AVX2 and AVX-512");
+    CHECK_OK(gemm_set_isa(start));
+    CHECK_OK(gpt2_set_precision(m, GPT2_FP32));
+    for (int p = 0; p < 2; p++)
+        for (int i = 0; i < 2; i++) free(h[p][i]);
+    free(logits[0]);
+    free(logits[1]);
+    free(ids);
+    gpt2_state_free(s);
+    gpt2_free(m);
 }
 
 /* A token decoded alone gets the very numbers of the batched window (gemm.h: one order of operations). */
@@ -475,6 +526,7 @@ int main(void) {
     RUN(test_find_weights);
     RUN(test_kv_cache_matches_batched);
     RUN(test_thread_count_independent);
+    RUN(test_isa_same_bits);
     RUN(test_kv_cache_bit_identical);
     RUN(test_forward_rows);
     RUN(test_bf16_precision);

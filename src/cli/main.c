@@ -1,6 +1,7 @@
 /* main.c — `knnlm <command> ...`: dispatch to the subcommands, and what they share (see cli.h). */
 #include "cli/cli.h"
 
+#include "model/gemm.h"
 #include "model/gpt2.h"
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
@@ -10,6 +11,7 @@
 #include <cblas.h>
 #include <limits.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -92,6 +94,11 @@ int main(int argc, char **argv) {
     /* Our loops, Faiss and OpenBLAS share one OpenMP pool (we link OpenBLAS's OpenMP build). A pthreads
      * OpenBLAS would run its own threads beside OpenMP's and oversubscribe the cores: then pin it to one. */
     if (openblas_get_parallel() == 1) openblas_set_num_threads(1);
+    const char *isa = getenv("KNNLM_ISA");
+    if (isa && *isa && strcmp(isa, "auto") != 0 && gemm_set_isa(isa) != KN_OK) {
+        fprintf(stderr, "knnlm: %s\n", kn_errmsg());
+        return EXIT_USAGE;
+    }
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;

@@ -10,6 +10,10 @@
  * k per step, k+1 then k, as VDPBF16PS does). So results are bit-identical for any thread count, and a token
  * decoded alone gets the same numbers as in a batch.
  *
+ * Instruction sets: the program is built for x86-64-v3 (AVX2 + FMA) and runs these products with AVX-512 where
+ * the CPU has it (and VDPBF16PS where it has AVX512_BF16), chosen at run time; KNNLM_ISA=avx2 in the
+ * environment forces the AVX2 kernels. Same arithmetic, so the same bits on both.
+ *
  * Layout: row-major; w is a Conv1D weight [in, out] = [K, N]. The fp32 product packs panels of GEMM_NR
  * columns of w on the fly (into `scratch`, gemm_scratch_floats per thread), or streams w's rows when
  * M <= GEMM_MR (decoding). The bf16 product takes weights packed once by gemm_pack_bf16 and activations converted by
@@ -84,8 +88,14 @@ static inline uint16_t gemm_bf16_round(float f) {
     return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? 0x7fc0u : r);
 }
 
-/* 1 if this CPU has AVX512_BF16 (VDPBF16PS) and the build could use it; else gemm_bf16 emulates it with
- * fp32 fused multiply-adds in the same order. gemm_bf16_force_emulation(1) makes it emulate anyway (tests). */
+/* The kernels in use: "avx512" where the CPU has AVX-512 F, VL, BW and DQ and KNNLM_ISA is not "avx2", else
+ * "avx2". gemm_set_isa forces one ("avx2" or "avx512"; KN_EINVAL if unknown or this CPU lacks it), not while a
+ * product runs: tests, benchmarks, and the CLI's check of KNNLM_ISA. */
+const char *gemm_isa(void);
+int gemm_set_isa(const char *name);
+
+/* 1 if the AVX-512 kernels are in use and this CPU has AVX512_BF16 (VDPBF16PS); else gemm_bf16 emulates it
+ * with fp32 fused multiply-adds in the same order. gemm_bf16_force_emulation(1) makes it emulate anyway (tests). */
 int gemm_bf16_native(void);
 void gemm_bf16_force_emulation(int on);
 

@@ -3,6 +3,7 @@
  * checkpoints that disagree with their config.json. */
 #include "model/gemm.h"
 #include "model/gpt2.h"
+#include "model/tensorfile.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/npy.h"
@@ -513,6 +514,47 @@ static void test_config_mismatch(void) {
     expect_load_error("{}", NULL, KN_ENOTFOUND, "no model.safetensors");
 }
 
+/* A weights file whose tensor h.1.mlp.c_fc.weight holds `bad` at element 5 (found by its first 64 bytes). */
+static void write_with_bad_value(const char *path, const char *from, const char *tensor, float bad) {
+    FILE *f = fopen(from, "rb");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    const long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n);
+    CHECK(fread(buf, 1, (size_t)n, f) == (size_t)n);
+    fclose(f);
+    TensorFile *tf;
+    CHECK_OK(tensorfile_open(&tf, from));
+    const TensorInfo *t = tensorfile_find(tf, tensor);
+    CHECK(t != NULL && t->dtype == DTYPE_F32);
+    char *at = memmem(buf, (size_t)n, t->data, 64);
+    CHECK(at != NULL);
+    if (at) memcpy(at + 5 * sizeof(float), &bad, sizeof bad);
+    tensorfile_close(tf);
+    CHECK_OK(file_write_atomic(path, buf, (size_t)n));
+    free(buf);
+}
+
+/* NaN or infinity in a weight: refused at load, naming the tensor and the file (it would give NaN logits). */
+static void test_nonfinite_weights(void) {
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    for (int i = 0; i < 3; i++) {
+        char dir[64];
+        make_model_dir(dir, "{\"n_layer\":2,\"n_head\":4,\"n_embd\":64,\"n_positions\":128,\"vocab_size\":51200}", NULL);
+        char path[512];
+        snprintf(path, sizeof path, "%s/model.safetensors", dir);
+        write_with_bad_value(path, REF "/model.safetensors", "transformer.h.1.mlp.c_fc.weight", bad[i]);
+        Gpt2 *m = NULL;
+        CHECK_EQ_INT(gpt2_load(&m, dir, NULL), KN_EFORMAT);
+        CHECK_MSG(strstr(kn_errmsg(), "h.1.mlp.c_fc.weight") && strstr(kn_errmsg(), "element 5") && strstr(kn_errmsg(), "model.safetensors"),
+                  "%s", kn_errmsg());
+        CHECK(m == NULL);
+        remove_model_dir(dir);
+    }
+}
+
 static void test_missing_folder(void) {
     Gpt2 *m;
     CHECK_EQ_INT(gpt2_load(&m, "/nonexistent/model", NULL), KN_ENOTFOUND);
@@ -533,6 +575,7 @@ int main(void) {
     RUN(test_profile);
     RUN(test_bad_forward_input);
     RUN(test_config_mismatch);
+    RUN(test_nonfinite_weights);
     RUN(test_missing_folder);
     return TEST_EXIT();
 }

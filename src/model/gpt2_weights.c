@@ -7,6 +7,7 @@
 #include "util/file.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -103,6 +104,42 @@ static void add(WantedTensor *w, int *n, const float **dst, int64_t d0, int64_t 
     t->info = NULL;
 }
 
+/* Index of the first NaN or infinity in x[0, n), or n. Blocks of 4096 are tested with one branch-free OR
+ * (vectorised), so a clean tensor costs one streaming read. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    enum { BLOCK = 4096 };
+    for (size_t b = 0; b < n; b += BLOCK) {
+        const size_t e = n - b < BLOCK ? n : b + BLOCK;
+        uint32_t bad = 0;
+#pragma omp simd reduction(| : bad)
+        for (size_t i = b; i < e; i++) {
+            uint32_t u;
+            memcpy(&u, x + i, sizeof u);
+            bad |= (u & 0x7f800000u) == 0x7f800000u;
+        }
+        if (bad)
+            for (size_t i = b; i < e; i++)
+                if (!isfinite(x[i])) return i;
+    }
+    return n;
+}
+
+/* A NaN or infinity in any weight would come out as NaN logits and keys: refused at load, naming the first such
+ * tensor (the error is set after the parallel loop: messages are thread-local). */
+static int check_finite(const WantedTensor *w, int n, const char *path) {
+    size_t *at = malloc((size_t)n * sizeof *at);
+    if (!at) return kn_error(KN_ENOMEM, "out of memory");
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i = 0; i < n; i++) at[i] = first_nonfinite(*w[i].dst, (size_t)tensor_numel(w[i].info));
+    int rc = KN_OK;
+    for (int i = 0; i < n && rc == KN_OK; i++)
+        if (at[i] < (size_t)tensor_numel(w[i].info))
+            rc = kn_error(KN_EFORMAT, "%s: tensor %s holds a non-finite value (%g at element %zu): a damaged file?", path, w[i].name,
+                          (double)(*w[i].dst)[at[i]], at[i]);
+    free(at);
+    return rc;
+}
+
 static int bind_weights(Gpt2 *m) {
     const Gpt2Config *c = &m->cfg;
     const int64_t C = c->n_embd, I = c->n_inner, V = c->vocab_size;
@@ -151,6 +188,7 @@ static int bind_weights(Gpt2 *m) {
             next += tensor_numel(w[i].info);
         }
     }
+    if (rc == KN_OK) rc = check_finite(w, n, tensorfile_path(m->file));
     if (c->tie_word_embeddings) m->lm_head = m->wte;
     free(w);
     return rc;

@@ -62,4 +62,21 @@ expect_error "ppl empty text" 1 "empty.txt: gives 0 tokens" -- "$KNNLM" ppl --mo
 expect_error "ppl window too big" 1 "--window 1024: the model takes at most 512" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 1024
 expect_error "ppl stride" 1 "--stride 300" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 256 --stride 300
 expect_error "ppl threads" 2 "--threads" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --threads 0
+# A safetensors file with a valid header and random tensor bytes (issue 8): refused at load, naming a tensor,
+# instead of "perplexity nan" with exit 0 or NaN keys in a datastore.
+mkdir -p "$T/randw"
+cp $R/config.json $R/tokenizer.json "$T/randw/"
+python3 - "$R/model.safetensors" "$T/randw/model.safetensors" <<'PY'
+import json, random, struct, sys
+data = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", data[:8])[0]
+random.seed(8)
+body = random.randbytes(len(data) - 8 - n)
+open(sys.argv[2], "wb").write(data[:8 + n] + body)
+PY
+printf '대한민국의 수도는 서울이다.\n' >"$T/short.txt"
+expect_error "random weights: ppl" 1 "randw/model.safetensors: tensor .* holds a non-finite value" -- "$KNNLM" ppl --model "$T/randw" --text "$T/short.txt"
+expect_error "random weights: datastore build" 1 "randw/model.safetensors: tensor .* holds a non-finite value" -- \
+    "$KNNLM" datastore build --model "$T/randw" --corpus "$T/short.txt" --out "$T/randw-ds" --quiet
+[ -e "$T/randw-ds/keys.npy" ] && fail "random weights: a keys file was written"
 finish

@@ -35,14 +35,23 @@ ifeq ($(MODE),release)
   OPT := -O3 $(ARCH) -DNDEBUG
 else ifeq ($(MODE),asan)
   OPT := -O1 -g $(ARCH) -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+  FAULT := 1
 else ifeq ($(MODE),debug)
   OPT := -O0 -g $(ARCH)
+  FAULT := 1
 else
   $(error MODE must be release, asan or debug)
 endif
+# The test builds can make the Nth allocation, write, fsync or rename fail (src/util/fault.c): our calls to
+# them are routed through its wrappers.
+ifdef FAULT
+  KN_CPPFLAGS += -DKN_FAULT_INJECTION
+  FAULT_WRAP := malloc calloc realloc strdup strndup write pwrite fwrite fflush fclose fallocate ftruncate fsync fdatasync rename
+  FAULT_LDFLAGS := $(foreach f,$(FAULT_WRAP),-Wl,--wrap=$(f))
+endif
 KN_CFLAGS := -std=c11 $(WARN) $(OPT) -fopenmp $(CFLAGS)
 KN_CXXFLAGS := -std=c++17 $(WARN) $(OPT) -fopenmp $(CXXFLAGS)
-KN_LDFLAGS := $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) $(LDFLAGS)
+KN_LDFLAGS := $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) $(FAULT_LDFLAGS) $(LDFLAGS)
 KN_LDLIBS := -lfaiss -llapack -lopenblas $(PC_LDLIBS) -lm -lpthread $(LDLIBS)
 
 LIB_CSRC := $(filter-out src/cli/%,$(wildcard src/*/*.c))

@@ -117,7 +117,7 @@ int cmd_eval(int argc, char **argv) {
         {"--temperature", ARG_STR, &temps, "LIST", "kNN softmax temperatures (default 1)", 0},
         {"--distance", ARG_STR, &distance, "KIND", "l2sq (default: squared L2, as Faiss returns it) or l2", 0},
         {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32; no effect on Flat)", 0},
-        {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute the neighbours' distances from the datastore's keys (for PQ indexes)", 0},
+        {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute the neighbours' distances from the datastore's keys (always done for an exact index)", 0},
         {"--window", ARG_INT, &window, "N", "tokens per window (default: the datastore's)", 0},
         {"--stride", ARG_INT, &stride, "N", "tokens between window starts (default: the datastore's)", 0},
         {"--max-tokens", ARG_INT, &max_tokens, "N", "evaluate only the first N tokens of the text's stream", 0},
@@ -178,7 +178,9 @@ int cmd_eval(int argc, char **argv) {
     eo.index = s.index;
     eo.dstore = s.ds;
     eo.k = k;
-    eo.exact_distances = exact;
+    /* an exact index's distances come from Faiss' sgemm, whose last bits change with the number of queries a
+     * call holds, hence with --threads: recomputed from the keys (k rows a query), they do not */
+    eo.exact_distances = exact || index_nlist(s.index) == 0;
     CorpusOptions co = {fmt, m->eos_id, max_tokens, replace ? CORPUS_REPLACE_INVALID_UTF8 : 0};
     int32_t *ids = NULL;
     int64_t n = 0;
@@ -241,7 +243,7 @@ int cmd_query(int argc, char **argv) {
         {"--temperature", ARG_DOUBLE, &temperature, "T", "kNN softmax temperature (default 1)", 0},
         {"--distance", ARG_STR, &distance, "KIND", "l2sq (default) or l2", 0},
         {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32)", 0},
-        {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute distances from the datastore's keys", 0},
+        {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute distances from the datastore's keys (always done for an exact index)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm query", "The case analysis of one context: for every position whose next token is known, what the LM and the kNN predict.",
@@ -290,7 +292,9 @@ int cmd_query(int argc, char **argv) {
         eo.index = s.index;
         eo.dstore = s.ds;
         eo.k = k;
-        eo.exact_distances = exact;
+        /* an exact index's distances come from Faiss' sgemm, whose last bits change with the number of queries a
+     * call holds, hence with --threads: recomputed from the keys (k rows a query), they do not */
+    eo.exact_distances = exact || index_nlist(s.index) == 0;
         QueryConsumer q = {(int64_t)(ids.len - first) - 2, {s.tk, lambda, temperature, dk}};
         rc = evaluate(s.model, ids.data + first, (int64_t)(ids.len - first), &eo, print_case, &q, NULL, NULL);
     }

@@ -678,7 +678,7 @@ extern "C" int index_set_nprobe(KnnIndex *index, int nprobe) {
     return KN_OK;
 }
 
-enum { SEARCH_PROBE_BYTES = 8 << 20 };
+enum { SEARCH_PROBE_BYTES = 8 << 20, SEARCH_BLAS_QUERIES = 20 };
 
 extern "C" int index_search(const KnnIndex *index, int64_t nq, int d, const float *q, int k, float *dist, int64_t *ids) {
     int rc = check_vectors(index, "search", nq, d, q);
@@ -695,13 +695,31 @@ extern "C" int index_search(const KnnIndex *index, int64_t nq, int d, const floa
      * queries a block at usual nprobe, so Faiss' threads still get large slices). */
     int64_t block = nq;
     if (index->ivf) block = std::max<int64_t>(1, SEARCH_PROBE_BYTES / (12 * (int64_t)std::max<size_t>(1, index->ivf->nprobe)));
-    return guarded(KN_EINVAL, index->name, "search failed", [&]() -> int {
-        for (int64_t i = 0; i < nq; i += block) {
-            int64_t n = std::min(block, nq - i);
-            index->faiss->search(n, q + i * d, k, dist + i * k, ids + i * k);
-        }
-        return KN_OK;
-    });
+    /* The same bits for any --threads: we split the queries among the threads ourselves and each chunk runs
+     * Faiss and OpenBLAS on one thread. Left to them, Faiss' flat distances go through one sgemm over all
+     * queries, and OpenBLAS's arithmetic for a query changes with the number of threads it splits it among
+     * (and with OPENBLAS_CORETYPE). Every chunk holds SEARCH_BLAS_QUERIES queries or more, because Faiss uses
+     * sgemm from 20 queries on and its own loops below: the path taken must not depend on the split either. */
+    const int64_t chunks = std::min<int64_t>(omp_get_max_threads(), std::max<int64_t>(1, nq / SEARCH_BLAS_QUERIES));
+    std::vector<int> codes((size_t)chunks, KN_OK);
+    std::vector<std::string> messages((size_t)chunks);
+#pragma omp parallel for num_threads((int)chunks) schedule(static)
+    for (int64_t c = 0; c < chunks; c++) {
+        omp_set_num_threads(1); /* this thread's task only: nested Faiss and OpenBLAS regions run on it alone */
+        const int64_t c0 = nq * c / chunks, c1 = nq * (c + 1) / chunks;
+        codes[(size_t)c] = guarded(KN_EINVAL, index->name, "search failed", [&]() -> int {
+            for (int64_t i = c0; i < c1; i += block) {
+                int64_t n = std::min(block, c1 - i);
+                index->faiss->search(n, q + i * d, k, dist + i * k, ids + i * k);
+            }
+            return KN_OK;
+        });
+        if (codes[(size_t)c] != KN_OK) messages[(size_t)c] = kn_errmsg();
+    }
+    /* the message again in the calling thread: kn_error's is thread-local */
+    for (int64_t c = 0; c < chunks; c++)
+        if (codes[(size_t)c] != KN_OK) return kn_error(codes[(size_t)c], "%s", messages[(size_t)c].c_str());
+    return KN_OK;
 }
 
 extern "C" int index_set_prefetch_threads(KnnIndex *index, int n) {

@@ -445,6 +445,7 @@ static void test_fuzz_files(void) {
     fuzz_file(TINY "pytorch_model.bin", fuzz_rounds(), fuzz_seed(3));
     fuzz_file(FIX "p4.bin", fuzz_rounds(), fuzz_seed(4));
     fuzz_file(FIX "zip64.bin", fuzz_rounds(), fuzz_seed(5));
+    fuzz_file(LEGACY "p2.bin", fuzz_rounds(), fuzz_seed(9));
     fuzz_file(FIX "mixed.safetensors", fuzz_rounds(), fuzz_seed(6));
 }
 

@@ -172,6 +172,7 @@ static PickleValue *new_seq(Vm *vm, PickleKind kind, PickleValue *const *items, 
 }
 
 static int seq_append(Vm *vm, PickleValue *seq, PickleValue *const *items, size_t n) {
+    if (n == 0) return KN_OK;   /* APPENDS of an empty mark onto an empty list: no memcpy on NULL */
     if (seq->seq.cap - seq->seq.count < n) {
         size_t cap = seq->seq.cap ? seq->seq.cap : 8;
         while (cap - seq->seq.count < n) cap *= 2;
@@ -239,6 +240,7 @@ static int op_long(Vm *vm, int width) {
 static int read_line(Vm *vm, const uint8_t **s, size_t *n) {
     size_t limit = vm->len - vm->pos < MAX_GLOBAL_LINE ? vm->len - vm->pos : MAX_GLOBAL_LINE;
     const uint8_t *nl = memchr(vm->data + vm->pos, '\n', limit);
+    if (!nl && limit < MAX_GLOBAL_LINE) return vm_error(vm, "truncated: GLOBAL name has no end of line");
     if (!nl) return vm_error(vm, "GLOBAL name is not a line of at most %d bytes", MAX_GLOBAL_LINE);
     *s = vm->data + vm->pos;
     *n = (size_t)(nl - *s);

@@ -65,6 +65,8 @@ static int record_bytes(void *ctx, const TorchStorageId *id, const char *tensor,
 /* The next pickle of the file, from *pos; *pos moves past it. what names it in messages. */
 static int next_pickle(Pickle **p, const PickleValue **root, const uint8_t *data, size_t size, size_t *pos,
                        const char *what, const char *path) {
+    *p = NULL;
+    *root = NULL;
     char where[4096];
     snprintf(where, sizeof where, "%s: %s pickle at byte %zu (legacy torch.save format)", path, what, *pos);
     if (*pos >= size)

@@ -56,7 +56,7 @@ static Record *find_record(const Records *rs, const char *key) {
 static int record_bytes(void *ctx, const TorchStorageId *id, const char *tensor, const uint8_t **data) {
     const Records *rs = ctx;
     const Record *r = find_record(rs, id->key);
-    if (!r || !r->named || r->dtype != id->dtype || r->numel != id->numel)   /* read_records() saw this id */
+    if (!r || !r->named || r->dtype != id->dtype || r->numel != id->numel)   /* name_records() saw every id */
         return kn_error(KN_EFORMAT, "%s: tensor \"%s\": storage %s is not as read", rs->path, tensor, id->key);
     *data = r->data;
     return KN_OK;

@@ -16,6 +16,7 @@
 
 #define TINY "tests/data/tiny-random/"
 #define FIX "tests/data/tensorfile/"
+#define LEGACY "tests/data/legacy/"
 
 static char tmpdir[64];
 

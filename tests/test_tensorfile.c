@@ -284,15 +284,26 @@ static void test_fixtures(void) {
     check_against_expected(FIX "p2.bin", expected, 1);
     check_against_expected(FIX "p4.bin", expected, 1);
     check_against_expected(FIX "zip64.bin", expected, 1);
+    check_against_expected(LEGACY "p2.bin", expected, 1);   /* the same state dict, legacy format */
+    check_against_expected(LEGACY "p4.bin", expected, 1);
     check_against_expected(FIX "mixed.safetensors", expected, 0);
     cJSON_Delete(expected);
+
+    /* {"w": torch.ones(2)} in the legacy format, which we used to refuse */
+    TensorFile *tf = NULL;
+    CHECK_OK(tensorfile_open(&tf, FIX "legacy.bin"));
+    const TensorInfo *w = tf ? tensorfile_find(tf, "w") : NULL;
+    float v[2] = {0};
+    CHECK(w && w->dtype == DTYPE_F32 && w->ndim == 1 && w->shape[0] == 2 && tensor_to_f32(w, v) == KN_OK);
+    CHECK(v[0] == 1.0f && v[1] == 1.0f && tensorfile_count(tf) == 1);
+    CHECK_STR(tf ? tensorfile_format(tf) : "", "pytorch");
+    tensorfile_close(tf);
 }
 
 /* ---- files that must be refused, each with a message naming the file and the problem ---- */
 
 static void test_fixture_refusals(void) {
     expect_failure(FIX "noncontig.bin", KN_EFORMAT, "\"w\" is not contiguous");
-    expect_failure(FIX "legacy.bin", KN_EFORMAT, "legacy torch.save format");
     expect_failure(tmp_path("no-such-file"), KN_ENOTFOUND, "cannot open");
     expect_failure(tmpdir, KN_EINVAL, "not a regular file");
 }
@@ -434,6 +445,7 @@ static void test_fuzz_files(void) {
     fuzz_file(TINY "pytorch_model.bin", fuzz_rounds(), fuzz_seed(3));
     fuzz_file(FIX "p4.bin", fuzz_rounds(), fuzz_seed(4));
     fuzz_file(FIX "zip64.bin", fuzz_rounds(), fuzz_seed(5));
+    fuzz_file(LEGACY "p2.bin", fuzz_rounds(), fuzz_seed(9));
     fuzz_file(FIX "mixed.safetensors", fuzz_rounds(), fuzz_seed(6));
 }
 

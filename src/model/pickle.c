@@ -21,10 +21,13 @@ typedef struct Chunk {
 struct Pickle {
     Chunk *chunks;
     size_t allocated, limit;
+    PickleValue **persids;        /* every BINPERSID result, for pickle_persids() */
+    size_t npersids, persids_cap;
 };
 
 #define CHUNK_SIZE 65536
-/* Legitimate state dicts need ~10 bytes of arena per pickle byte; hostile ones are cut off here. */
+/* Legitimate state dicts need ~10 bytes of arena per pickle byte; hostile ones are cut off here. The bytes
+ * counted are those read so far (justify()), since the buffer may run far past the pickle's STOP. */
 #define ARENA_PER_BYTE 64
 #define ARENA_BASE (1u << 20)
 /* A GLOBAL's "module\nname\n" lines are short in any real pickle. */
@@ -55,6 +58,7 @@ void pickle_free(Pickle *p) {
         next = c->next;
         free(c);
     }
+    free(p->persids);
     free(p);
 }
 
@@ -100,8 +104,15 @@ static PickleValue *new_value(Vm *vm, PickleKind kind) {
     return v;
 }
 
+/* Raises the arena's cap to what the first end bytes of the stream justify. */
+static void justify(Vm *vm, size_t end) {
+    size_t limit = end > (SIZE_MAX - ARENA_BASE) / ARENA_PER_BYTE ? SIZE_MAX : end * ARENA_PER_BYTE + ARENA_BASE;
+    if (limit > vm->arena->limit) vm->arena->limit = limit;
+}
+
 static int need(Vm *vm, uint64_t n) {
     if (n > vm->len - vm->pos) return vm_error(vm, "truncated: needs %llu more bytes", (unsigned long long)n);
+    justify(vm, vm->pos + (size_t)n);
     return KN_OK;
 }
 
@@ -161,6 +172,7 @@ static PickleValue *new_seq(Vm *vm, PickleKind kind, PickleValue *const *items, 
 }
 
 static int seq_append(Vm *vm, PickleValue *seq, PickleValue *const *items, size_t n) {
+    if (n == 0) return KN_OK;   /* APPENDS of an empty mark onto an empty list: no memcpy on NULL */
     if (seq->seq.cap - seq->seq.count < n) {
         size_t cap = seq->seq.cap ? seq->seq.cap : 8;
         while (cap - seq->seq.count < n) cap *= 2;
@@ -206,14 +218,19 @@ static int op_string(Vm *vm, int width, int is_signed) {
     return push(vm, v);
 }
 
-/* LONG1 / LONG4: a little-endian two's complement integer of n bytes; wider than 64 bits is refused. */
+/* LONG1 / LONG4: a little-endian two's complement integer of n bytes; wider than 64 bits stays bytes. */
 static int op_long(Vm *vm, int width) {
     int rc = need(vm, (uint64_t)width);
     if (rc != KN_OK) return rc;
     uint64_t n = read_le(vm, width);
     if (width == 4 && (n & 0x80000000u)) return vm_error(vm, "negative integer length");
-    if (n > 8) return vm_error(vm, "integer of %llu bytes does not fit 64 bits", (unsigned long long)n);
     if ((rc = need(vm, n)) != KN_OK) return rc;
+    if (n > 8) {
+        PickleValue *v = new_str(vm, vm->data + vm->pos, (size_t)n);
+        if (v) v->kind = PV_BIGINT;
+        vm->pos += (size_t)n;
+        return push(vm, v);
+    }
     uint64_t u = n ? read_le(vm, (int)n) : 0;
     if (n && n < 8 && (u >> (8 * n - 1)) & 1) u |= ~0ull << (8 * n);   /* sign-extend */
     return push(vm, new_int(vm, (int64_t)u));
@@ -223,6 +240,7 @@ static int op_long(Vm *vm, int width) {
 static int read_line(Vm *vm, const uint8_t **s, size_t *n) {
     size_t limit = vm->len - vm->pos < MAX_GLOBAL_LINE ? vm->len - vm->pos : MAX_GLOBAL_LINE;
     const uint8_t *nl = memchr(vm->data + vm->pos, '\n', limit);
+    if (!nl && limit < MAX_GLOBAL_LINE) return vm_error(vm, "truncated: GLOBAL name has no end of line");
     if (!nl) return vm_error(vm, "GLOBAL name is not a line of at most %d bytes", MAX_GLOBAL_LINE);
     *s = vm->data + vm->pos;
     *n = (size_t)(nl - *s);
@@ -293,8 +311,9 @@ static int memo_put(Vm *vm, uint64_t index) {
     PickleValue *v = NULL;
     int rc = top(vm, &v);
     if (rc != KN_OK) return rc;
-    /* A pickler numbers memo entries 0, 1, 2, ...: an index beyond the stream's length is not real. */
-    if (index > vm->len) return vm_error(vm, "memo index %llu is implausibly large", (unsigned long long)index);
+    /* A pickler numbers memo entries 0, 1, 2, ..., each put taking at least two bytes: an index beyond the
+     * bytes read so far is not real. */
+    if (index > vm->pos) return vm_error(vm, "memo index %llu is implausibly large", (unsigned long long)index);
     if (index >= vm->memo_cap) {
         size_t cap = vm->memo_cap ? vm->memo_cap : 256;
         while (cap <= index) cap *= 2;
@@ -371,6 +390,7 @@ static int op_float(Vm *vm) {
 /* Runs one opcode; sets *done at STOP. */
 static int step(Vm *vm, const PickleValue **root, int *done) {
     vm->op_at = vm->pos;
+    justify(vm, vm->pos + 1);
     int op = vm->data[vm->pos++], rc;
     size_t base = 0, n = 0;
     PickleValue *v = NULL;
@@ -450,7 +470,17 @@ static int step(Vm *vm, const PickleValue **root, int *done) {
     case 'Q': { /* BINPERSID */
         if ((rc = pop(vm, &v)) != KN_OK) return rc;
         PickleValue *p = new_value(vm, PV_PERSID);
-        if (p) p->persid = v;
+        if (!p) return vm_nomem(vm);
+        p->persid = v;
+        Pickle *a = vm->arena;
+        if (a->npersids == a->persids_cap) {
+            size_t cap = a->persids_cap ? a->persids_cap * 2 : 64;
+            PickleValue **ids = realloc(a->persids, cap * sizeof *ids);
+            if (!ids) return vm_nomem(vm);
+            a->persids = ids;
+            a->persids_cap = cap;
+        }
+        a->persids[a->npersids++] = p;
         return push(vm, p);
     }
     default:
@@ -458,12 +488,14 @@ static int step(Vm *vm, const PickleValue **root, int *done) {
     }
 }
 
-int pickle_load(Pickle **out, const PickleValue **root, const uint8_t *data, size_t len, const char *where) {
+int pickle_load_prefix(Pickle **out, const PickleValue **root, size_t *used, const uint8_t *data, size_t len,
+                       const char *where) {
     *out = NULL;
     *root = NULL;
+    *used = 0;
     Pickle *arena = calloc(1, sizeof *arena);
     if (!arena) return kn_error(KN_ENOMEM, "%s: out of memory", where);
-    arena->limit = len > (SIZE_MAX - ARENA_BASE) / ARENA_PER_BYTE ? SIZE_MAX : len * ARENA_PER_BYTE + ARENA_BASE;
+    arena->limit = ARENA_BASE;
     Vm vm = {.arena = arena, .data = data, .len = len, .where = where};
     vm.none = new_value(&vm, PV_NONE);
     vm.true_ = new_value(&vm, PV_BOOL);
@@ -488,7 +520,18 @@ int pickle_load(Pickle **out, const PickleValue **root, const uint8_t *data, siz
         return rc;
     }
     *out = arena;
+    *used = vm.pos;
     return KN_OK;
+}
+
+int pickle_load(Pickle **out, const PickleValue **root, const uint8_t *data, size_t len, const char *where) {
+    size_t used;
+    return pickle_load_prefix(out, root, &used, data, len, where);
+}
+
+size_t pickle_persids(const Pickle *p, PickleValue *const **ids) {
+    *ids = p->persids;
+    return p->npersids;
 }
 
 int pickle_is_global(const PickleValue *v, const char *module, const char *name) {
@@ -500,6 +543,7 @@ const char *pickle_kind_name(PickleKind kind) {
     case PV_NONE: return "None";
     case PV_BOOL: return "bool";
     case PV_INT: return "int";
+    case PV_BIGINT: return "int (wider than 64 bits)";
     case PV_FLOAT: return "float";
     case PV_STR: return "str";
     case PV_TUPLE: return "tuple";

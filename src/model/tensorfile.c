@@ -3,6 +3,7 @@
 
 #include "model/safetensors.h"
 #include "model/torchckpt.h"
+#include "model/torchlegacy.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -94,10 +95,6 @@ static void assert_inside_map(const TensorFile *tf) {
 #endif
 }
 
-/* A pre-1.6 torch.save file is a bare pickle stream: PROTO (0x80) and a protocol number come first
- * (then the pickled magic number 0x1950a86a20f9469cfc6c). */
-static int is_legacy_torch(const uint8_t *p, size_t n) { return n >= 2 && p[0] == 0x80 && p[1] <= 5; }
-
 static int is_zip(const uint8_t *p, size_t n) {
     return n >= 4 && p[0] == 'P' && p[1] == 'K' && ((p[2] == 3 && p[3] == 4) || (p[2] == 5 && p[3] == 6));
 }
@@ -121,9 +118,9 @@ int tensorfile_open(TensorFile **out, const char *path) {
         } else if (is_zip(p, n)) {
             tf->format = "pytorch";
             rc = torchckpt_read(&tf->list, p, n, path);
-        } else if (is_legacy_torch(p, n)) {
-            rc = kn_error(KN_EFORMAT, "%s: legacy torch.save format (a bare pickle, not a zip); re-save with "
-                          "torch >= 1.6 (torch.save(torch.load(f), f)) or convert to safetensors", path);
+        } else if (torchlegacy_detect(p, n)) {
+            tf->format = "pytorch";
+            rc = torchlegacy_read(&tf->list, p, n, path);
         } else {
             tf->format = "safetensors";
             rc = safetensors_read(&tf->list, p, n, path);

@@ -6,7 +6,9 @@
  *  - the PyTorch zip checkpoint that torch.save writes since 1.6: a zip (entries stored, not deflated)
  *    holding <archive>/data.pkl (a pickle of the state dict whose tensors refer to storages by key) and
  *    <archive>/data/<key> (the raw bytes of each storage) (torchckpt.h says what is checked).
- * A legacy (pre-1.6, bare pickle) torch file is recognised and refused with a message saying to re-save it.
+ *  - the legacy PyTorch checkpoint (torch.save before 1.6, or with _use_new_zipfile_serialization=False):
+ *    pickles and raw storages in a row (torchlegacy.h says what is checked), told apart from safetensors by
+ *    its first bytes, a pickle's PROTO opcode.
  * Tensor data is never copied: TensorInfo.data points into the map and stays valid until
  * tensorfile_close(). It may be unaligned; use tensor_to_f32() to read it as floats. */
 #ifndef KN_TENSORFILE_H
@@ -45,7 +47,7 @@ typedef struct TensorFile TensorFile;
 
 /* Opens and validates path: every tensor's bytes must lie inside the file, shapes must agree with byte
  * counts, names must be unique. Errors name the file and the problem (truncated header, offsets past the
- * end, a zip that is not a PyTorch checkpoint, a legacy non-zip torch file, ...). On success the caller
+ * end, a zip that is not a PyTorch checkpoint, a pickle without torch's magic number, ...). On success the caller
  * owns *out and frees it with tensorfile_close(); on failure *out is NULL. */
 int tensorfile_open(TensorFile **out, const char *path);
 /* Unmaps the file: every TensorInfo and data pointer of tf dies with it. NULL is a no-op. */
@@ -58,7 +60,7 @@ const TensorInfo *tensorfile_at(const TensorFile *tf, size_t i);
  * a caller that accepts both spellings asks for both. */
 const TensorInfo *tensorfile_find(const TensorFile *tf, const char *name);
 const char *tensorfile_path(const TensorFile *tf);
-/* "safetensors" or "pytorch". */
+/* "safetensors" or "pytorch" (zip or legacy). */
 const char *tensorfile_format(const TensorFile *tf);
 
 /* Bytes per element; "F32"-style name (the safetensors spelling). */
@@ -72,7 +74,7 @@ int64_t tensor_numel(const TensorInfo *t);
 int tensor_to_f32(const TensorInfo *t, float *out);
 
 
-/* ---- For the format readers (safetensors.c, torchckpt.c), not for users of TensorFile. ---- */
+/* ---- For the format readers (safetensors.c, torchckpt.c, torchlegacy.c), not for users of TensorFile. ---- */
 
 /* The tensors a reader found, in file order; each name is a malloc'd copy owned by the list. */
 typedef struct {

@@ -31,44 +31,96 @@ static int storage_dtype(const PickleValue *type, DType *out) {
 
 static int is_str(const PickleValue *v) { return v->kind == PV_STR && strlen(v->str.s) == v->str.len; }
 
-/* What a tensor's storage persistent id says, and the bytes it names. */
+/* "tensor "w": " or "", for messages about a storage that may be read on its own. */
+static const char *tensor_prefix(char *buf, size_t cap, const char *tensor) {
+    if (tensor) snprintf(buf, cap, "tensor \"%s\": ", tensor);
+    else buf[0] = '\0';
+    return buf;
+}
+
+int torchckpt_storage_id(TorchStorageId *out, const PickleValue *persid, int legacy, const char *tensor,
+                         const char *path) {
+    char who[300];
+    tensor_prefix(who, sizeof who, tensor);
+    const PickleValue *pid = persid->kind == PV_PERSID ? persid->persid : NULL;
+    size_t n = pid && pid->kind == PV_TUPLE ? pid->seq.count : 0;
+    if ((n != 5 && !(legacy && n == 6)) || !is_str(pid->seq.items[0]) ||
+        strcmp(pid->seq.items[0]->str.s, "storage") != 0 || !is_str(pid->seq.items[2]) ||
+        pid->seq.items[4]->kind != PV_INT || pid->seq.items[4]->i < 0)
+        return kn_error(KN_EFORMAT, "%s: %sstorage is not ('storage', type, key, location, numel%s)", path, who,
+                        legacy ? ", view" : "");
+    const PickleValue *type = pid->seq.items[1];
+    if (storage_dtype(type, &out->dtype) != 0)
+        return kn_error(KN_EFORMAT, "%s: %sunsupported storage type %s%s%s", path, who,
+                        type->kind == PV_GLOBAL ? type->global.module : pickle_kind_name(type->kind),
+                        type->kind == PV_GLOBAL ? "." : "", type->kind == PV_GLOBAL ? type->global.name : "");
+    out->key = pid->seq.items[2]->str.s;
+    out->numel = (uint64_t)pid->seq.items[4]->i;
+    out->is_view = 0;
+    out->view_offset = 0;
+    out->view_numel = out->numel;
+    const PickleValue *view = n == 6 ? pid->seq.items[5] : NULL;
+    if (view && view->kind != PV_NONE) {
+        if (view->kind != PV_TUPLE || view->seq.count != 3 || !is_str(view->seq.items[0]) ||
+            view->seq.items[1]->kind != PV_INT || view->seq.items[1]->i < 0 || view->seq.items[2]->kind != PV_INT ||
+            view->seq.items[2]->i < 0)
+            return kn_error(KN_EFORMAT, "%s: %sstorage view is not (key, offset, numel)", path, who);
+        out->is_view = 1;
+        out->view_offset = (uint64_t)view->seq.items[1]->i;
+        out->view_numel = (uint64_t)view->seq.items[2]->i;
+        if (out->view_offset > out->numel || out->view_numel > out->numel - out->view_offset)
+            return kn_error(KN_EFORMAT, "%s: %sstorage view [%llu, %llu) lies outside storage %s of %llu elements",
+                            path, who, (unsigned long long)out->view_offset,
+                            (unsigned long long)(out->view_offset + out->view_numel), out->key,
+                            (unsigned long long)out->numel);
+    }
+    return KN_OK;
+}
+
+/* What a tensor's storage persistent id says, and the bytes it names (a view already applied). */
 typedef struct {
     DType dtype;
     const uint8_t *data;
     uint64_t numel;
 } Storage;
 
-static int read_storage(Storage *st, const PickleValue *persid, const TorchZip *zip, const char *archive,
-                        const char *name, const char *path) {
-    const PickleValue *pid = persid->kind == PV_PERSID ? persid->persid : NULL;
-    if (!pid || pid->kind != PV_TUPLE || pid->seq.count != 5 || !is_str(pid->seq.items[0]) ||
-        strcmp(pid->seq.items[0]->str.s, "storage") != 0 || !is_str(pid->seq.items[2]) ||
-        pid->seq.items[4]->kind != PV_INT || pid->seq.items[4]->i < 0)
-        return kn_error(KN_EFORMAT, "%s: tensor \"%s\": storage is not ('storage', type, key, location, numel)", path,
-                        name);
-    const PickleValue *type = pid->seq.items[1];
-    if (storage_dtype(type, &st->dtype) != 0)
-        return kn_error(KN_EFORMAT, "%s: tensor \"%s\": unsupported storage type %s%s%s", path, name,
-                        type->kind == PV_GLOBAL ? type->global.module : pickle_kind_name(type->kind),
-                        type->kind == PV_GLOBAL ? "." : "", type->kind == PV_GLOBAL ? type->global.name : "");
-    const char *key = pid->seq.items[2]->str.s;
-    size_t len = strlen(archive) + strlen("data/") + strlen(key) + 1;
+static int read_storage(Storage *st, const PickleValue *persid, const TorchStorages *storages, const char *name,
+                        const char *path) {
+    TorchStorageId id;
+    int rc = torchckpt_storage_id(&id, persid, storages->legacy, name, path);
+    if (rc == KN_OK) rc = storages->bytes(storages->ctx, &id, name, &st->data);
+    if (rc != KN_OK) return rc;
+    st->dtype = id.dtype;
+    st->data += id.view_offset * dtype_size(id.dtype);   /* inside: checked against numel above */
+    st->numel = id.view_numel;
+    return KN_OK;
+}
+
+/* The zip's storages: <archive>data/<key>, stored, of exactly numel elements. */
+typedef struct {
+    const TorchZip *zip;
+    const char *archive, *path;
+} ZipStorages;
+
+static int zip_storage_bytes(void *ctx, const TorchStorageId *id, const char *tensor, const uint8_t **data) {
+    const ZipStorages *z = ctx;
+    size_t len = strlen(z->archive) + strlen("data/") + strlen(id->key) + 1;
     char *entry_name = malloc(len);
-    if (!entry_name) return kn_error(KN_ENOMEM, "%s: out of memory", path);
-    snprintf(entry_name, len, "%sdata/%s", archive, key);
+    if (!entry_name) return kn_error(KN_ENOMEM, "%s: out of memory", z->path);
+    snprintf(entry_name, len, "%sdata/%s", z->archive, id->key);
     const ZipEntry *entry = NULL;
-    int rc = torchzip_find(zip, entry_name)
-                 ? torchzip_get(zip, entry_name, 0, &entry)
-                 : kn_error(KN_EFORMAT, "%s: tensor \"%s\": its storage has no zip entry %s", path, name, entry_name);
+    int rc = torchzip_find(z->zip, entry_name)
+                 ? torchzip_get(z->zip, entry_name, 0, &entry)
+                 : kn_error(KN_EFORMAT, "%s: tensor \"%s\": its storage has no zip entry %s", z->path, tensor,
+                            entry_name);
     free(entry_name);
     if (rc != KN_OK) return rc;
-    st->numel = (uint64_t)pid->seq.items[4]->i;
     uint64_t bytes;
-    if (__builtin_mul_overflow(st->numel, (uint64_t)dtype_size(st->dtype), &bytes) || bytes != entry->size)
-        return kn_error(KN_EFORMAT, "%s: tensor \"%s\": storage %s holds %llu bytes, not %llu elements of %s", path,
-                        name, key, (unsigned long long)entry->size, (unsigned long long)st->numel,
-                        dtype_name(st->dtype));
-    st->data = entry->data;
+    if (__builtin_mul_overflow(id->numel, (uint64_t)dtype_size(id->dtype), &bytes) || bytes != entry->size)
+        return kn_error(KN_EFORMAT, "%s: tensor \"%s\": storage %s holds %llu bytes, not %llu elements of %s",
+                        z->path, tensor, id->key, (unsigned long long)entry->size, (unsigned long long)id->numel,
+                        dtype_name(id->dtype));
+    *data = entry->data;
     return KN_OK;
 }
 
@@ -95,14 +147,14 @@ static int is_contiguous(int ndim, const int64_t *shape, const int64_t *stride, 
 }
 
 /* call is torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks[, metadata]). */
-static int read_tensor(TensorList *list, const char *name, const PickleValue *call, const TorchZip *zip,
-                       const char *archive, const char *path) {
+static int read_tensor(TensorList *list, const char *name, const PickleValue *call, const TorchStorages *storages,
+                       const char *path) {
     const PickleValue *args = call->call.args;
     if (args->seq.count != 6 && args->seq.count != 7)
         return kn_error(KN_EFORMAT, "%s: tensor \"%s\": _rebuild_tensor_v2 takes 6 or 7 arguments, not %zu", path, name,
                         args->seq.count);
     Storage st = {0};
-    int rc = read_storage(&st, args->seq.items[0], zip, archive, name, path);
+    int rc = read_storage(&st, args->seq.items[0], storages, name, path);
     if (rc != KN_OK) return rc;
     TensorInfo t = {.dtype = st.dtype};
     int64_t stride[TENSOR_MAX_DIMS];
@@ -133,11 +185,11 @@ static const char *callable_name(const PickleValue *call, char *buf, size_t cap)
     return buf;
 }
 
-int torchckpt_read_state(TensorList *list, const PickleValue *root, const TorchZip *zip, const char *archive,
-                         const char *path) {
+int torchckpt_read_dict(TensorList *list, const PickleValue *root, const TorchStorages *storages,
+                        const char *path) {
     if (root->kind != PV_DICT)
-        return kn_error(KN_EFORMAT, "%s: data.pkl holds a %s, not a state dict (name -> tensor)", path,
-                        pickle_kind_name(root->kind));
+        return kn_error(KN_EFORMAT, "%s: %s holds a %s, not a state dict (name -> tensor)", path,
+                        storages->pickle_name, pickle_kind_name(root->kind));
     for (size_t i = 0; i + 1 < root->seq.count; i += 2) {
         const PickleValue *key = root->seq.items[i], *value = root->seq.items[i + 1];
         if (!is_str(key))
@@ -159,10 +211,17 @@ int torchckpt_read_state(TensorList *list, const PickleValue *root, const TorchZ
             return kn_error(KN_EFORMAT, "%s: \"%s\" is built by %s, which is not a dense tensor we can read", path, name,
                             callable_name(call, buf, sizeof buf));
         }
-        int rc = read_tensor(list, name, call, zip, archive, path);
+        int rc = read_tensor(list, name, call, storages, path);
         if (rc != KN_OK) return rc;
     }
     return KN_OK;
+}
+
+int torchckpt_read_state(TensorList *list, const PickleValue *root, const TorchZip *zip, const char *archive,
+                         const char *path) {
+    ZipStorages z = {zip, archive, path};
+    TorchStorages storages = {zip_storage_bytes, &z, 0, "data.pkl"};
+    return torchckpt_read_dict(list, root, &storages, path);
 }
 
 /* The one "<archive>/data.pkl" entry; *archive gets "<archive>/" (malloc'd). */

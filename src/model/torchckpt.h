@@ -6,7 +6,8 @@
  *     torch._utils._rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, hooks[, metadata])
  * possibly wrapped in torch._utils._rebuild_parameter[_with_state](tensor, requires_grad, hooks[, state]),
  * with storage the persistent id ('storage', torch.<Type>Storage, key, location, numel). Only these calls
- * are understood; nothing is executed.
+ * are understood; nothing is executed. The legacy (pre-1.6) format pickles the same state dict and differs
+ * only in where the storages are (torchlegacy.h), so the state-dict walk below serves both.
  *
  * Checked: data.pkl's CRC-32 (it is small; the storages are not read at open), the storage type is one we
  * have a dtype for, data/<key> exists, is stored and holds exactly numel elements, the tensor lies inside its
@@ -34,5 +35,39 @@ int torchckpt_read(TensorList *list, const uint8_t *data, size_t size, const cha
  * Separate so that tests can feed it hostile pickles without rewriting CRCs. */
 int torchckpt_read_state(TensorList *list, const PickleValue *root, const TorchZip *zip, const char *archive,
                          const char *path);
+
+
+/* ---- Shared with the legacy reader (torchlegacy.h), whose state dict is the same but whose storages
+ * live elsewhere. ---- */
+
+/* A storage as a persistent id names it: ('storage', torch.<Type>Storage, key, location, numel) in the zip
+ * format. The legacy format appends view metadata, None or (view_key, offset, view_numel), and the id then
+ * stands for elements [offset, offset + view_numel) of storage key (torch stopped writing views in 0.4, but
+ * its loader still reads them). */
+typedef struct {
+    DType dtype;
+    const char *key;                    /* borrowed from the pickle */
+    uint64_t numel;                     /* of storage key */
+    int is_view;
+    uint64_t view_offset, view_numel;   /* in elements, when is_view */
+} TorchStorageId;
+
+/* Parses persid (a PV_PERSID); legacy allows the sixth item. tensor names the tensor in messages, or is
+ * NULL when the id is read on its own. */
+int torchckpt_storage_id(TorchStorageId *out, const PickleValue *persid, int legacy, const char *tensor,
+                         const char *path);
+
+/* Where a container keeps its storages: bytes() sets *data to the first of id->numel elements of id->dtype
+ * of storage id->key, all inside the file, or fails with a message naming path and tensor. */
+typedef struct {
+    int (*bytes)(void *ctx, const TorchStorageId *id, const char *tensor, const uint8_t **data);
+    void *ctx;
+    int legacy;                 /* persistent ids may carry view metadata */
+    const char *pickle_name;    /* the state dict's pickle, for messages ("data.pkl") */
+} TorchStorages;
+
+/* The state dict root against storages: what torchckpt_read_state() does for a zip. */
+int torchckpt_read_dict(TensorList *list, const PickleValue *root, const TorchStorages *storages,
+                        const char *path);
 
 #endif

@@ -49,6 +49,10 @@ expect_error "embed float ids" 1 "case1.last_ffn_input.npy: expected int32 or in
 expect_error "embed missing --out" 2 "--out KEYS.npy is required" -- "$KNNLM" embed --model $R --ids $R/case1.ids.npy
 head -c 100 $R/model.safetensors >"$T/trunc.safetensors"
 expect_error "truncated weights" 1 "trunc.safetensors" -- "$KNNLM" embed --model $R --weights "$T/trunc.safetensors" --ids $R/case1.ids.npy --out "$T/k.npy"
+head -c 1000 tests/data/legacy/p2.bin >"$T/trunc-legacy.bin"   # cut inside the state-dict pickle
+expect_error "truncated legacy weights" 1 "trunc-legacy.bin: state-dict pickle at byte [0-9]+ .*truncated" -- "$KNNLM" embed --model $R --weights "$T/trunc-legacy.bin" --ids $R/case1.ids.npy --out "$T/k.npy"
+printf '\x80\x02N.' >"$T/none.pkl"
+expect_error "pickle without torch's magic" 1 "none.pkl: a pickle, but not a PyTorch checkpoint" -- "$KNNLM" embed --model $R --weights "$T/none.pkl" --ids $R/case1.ids.npy --out "$T/k.npy"
 
 # ppl: sane, deterministic, independent of threads; errors
 head -n 20 data/kowiki-sample/valid.txt >"$T/valid.txt"

@@ -29,7 +29,7 @@ if [ "${1:-}" = "--merge" ]; then
     rm -rf "fuzz/corpus/$name"
     mv "$T/min" "fuzz/corpus/$name"
     rm -rf "$T"
-    echo "fuzz/corpus/$name: $(ls "fuzz/corpus/$name" | wc -l) inputs, $(du -sk "fuzz/corpus/$name" | cut -f1) KiB"
+    echo "fuzz/corpus/$name: $(ls "fuzz/corpus/$name" | wc -l) inputs, $(du -sb "fuzz/corpus/$name" | cut -f1) bytes"
     exit 0
 fi
 

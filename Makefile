@@ -1,7 +1,9 @@
 # Ko-kNN-LM — one Makefile for the library (libknnlm.a), the command (knnlm), the tests and the benchmarks.
 #
 #   make                 release build: build/release/knnlm
-#   make test            every test, built with AddressSanitizer + UndefinedBehaviorSanitizer (build/asan)
+#   make test            every test, built with AddressSanitizer + UndefinedBehaviorSanitizer (build/asan),
+#                        then each fuzzer for 3 seconds (fuzz/README.md)
+#   make fuzz            the libFuzzer harnesses, built with clang (build/fuzz/fuzz_*)
 #   make bench           benchmark programs (build/release/bench/*)
 #   make MODE=debug      -O0 -g build in build/debug
 #
@@ -108,6 +110,37 @@ test:
 	$(MAKE) MODE=asan tests
 	$(MAKE) MODE=release all
 	tests/run.sh build/asan
+	$(MAKE) fuzz
+	fuzz/run.sh 3
+
+# Fuzzing: one libFuzzer harness per parser of outside data (fuzz/fuzz_*.c, fuzz/README.md), built with clang
+# into build/fuzz/. Only the C sources the parsers need are compiled (instrumented, with ASan + UBSan); Faiss,
+# BLAS and OpenMP stay out. fuzz/run.sh runs each harness for a bounded time from its seed corpus.
+FUZZ_CC ?= clang
+FUZZ_DIR := build/fuzz
+FUZZ_FLAGS := -std=c11 $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+              -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+FUZZ_LIB_SRC := src/util/error.c src/util/file.c src/util/half.c src/util/hash.c src/util/npy.c \
+                src/model/config.c src/model/pickle.c src/model/safetensors.c src/model/tensorfile.c \
+                src/model/torchckpt.c src/model/torchlegacy.c src/model/torchzip.c \
+                src/tokenizer/bpe.c src/tokenizer/nfkc.c src/tokenizer/tokenizer.c src/tokenizer/utf8.c \
+                src/dstore/corpus.c src/dstore/manifest.c src/index/index_meta.c
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_BIN := $(patsubst fuzz/%.c,$(FUZZ_DIR)/%,$(wildcard fuzz/fuzz_*.c))
+
+.PHONY: fuzz
+.SECONDARY: $(FUZZ_LIB_OBJ)
+fuzz: $(FUZZ_BIN)
+
+$(FUZZ_DIR)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(KN_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(KN_CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer $< $(FUZZ_LIB_OBJ) -lcjson -lutf8proc -lxxhash -lz -lm -o $@
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)
 
 clean:
 	rm -rf build

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what Ko-kNN-LM needs on Debian 12 (run as root): the compiler and the libraries it links
 # (OpenBLAS in its OpenMP build, Faiss, cJSON, utf8proc, xxHash, zlib), and what the tests use
-# (python3 with numpy and faiss, to check that Python opens our .npy and Faiss files).
+# (python3 with numpy and faiss, to check that Python opens our .npy and Faiss files; clang with its
+# sanitizer and libFuzzer runtimes, for the fuzzers of make fuzz).
 # With --bench it also installs python3-torch, for the PyTorch side of the benchmarks.
 set -euo pipefail
 pkgs=(build-essential make libopenblas-openmp-dev libfaiss-dev libcjson-dev libutf8proc-dev libxxhash-dev
-      zlib1g-dev python3 python3-numpy python3-faiss)
+      zlib1g-dev python3 python3-numpy python3-faiss clang libclang-rt-dev)
 [ "${1:-}" = "--bench" ] && pkgs+=(python3-torch linux-perf)
 missing=()
 for p in "${pkgs[@]}"; do

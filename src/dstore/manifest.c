@@ -184,7 +184,9 @@ int manifest_read_extra(const char *path, const char *key, int64_t *value) {
     if (rc != KN_OK) return rc;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
     if (!v) rc = kn_error(KN_ENOTFOUND, "%s: no \"%s\"", path, key);
-    else if (!cJSON_IsNumber(v) || v->valuedouble < -1 || v->valuedouble != floor(v->valuedouble)) rc = kn_error(KN_EFORMAT, "%s: \"%s\" is not a count", path, key);
+    /* bounded above too: converting 1e300 to int64_t would be undefined */
+    else if (!cJSON_IsNumber(v) || v->valuedouble < -1 || v->valuedouble > (double)((int64_t)1 << 53) || v->valuedouble != floor(v->valuedouble))
+        rc = kn_error(KN_EFORMAT, "%s: \"%s\" is not a count", path, key);
     else *value = (int64_t)v->valuedouble;
     cJSON_Delete(root);
     return rc;

@@ -1,15 +1,14 @@
 /* dstore_index.c — see dstore_index.h. */
 #include "index/dstore_index.h"
 
+#include "index/index_meta.h"
+
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/rng.h"
 #include "util/file.h"
-#include "util/version.h"
 
-#include <cjson/cJSON.h>
 #include <limits.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,29 +106,10 @@ static int add_rows(KnnIndex *ix, const Dstore *ds, int64_t begin, int64_t end, 
 }
 
 static int write_meta(const Dstore *ds, const char *index_path, const IndexBuildOptions *o, const IndexBuildReport *rep) {
-    const DstoreManifest *m = dstore_manifest(ds);
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "format", "knnlm-index");
-    cJSON_AddNumberToObject(j, "version", 1);
-    cJSON_AddStringToObject(j, "factory", o->factory);
-    cJSON_AddBoolToObject(j, "ondisk", o->ondisk);
-    cJSON_AddNumberToObject(j, "entries", (double)dstore_size(ds));
-    cJSON_AddNumberToObject(j, "dim", dstore_dim(ds));
-    cJSON_AddStringToObject(j, "key", m->key);
-    cJSON_AddStringToObject(j, "weights_hash", m->weights_hash);
-    cJSON_AddStringToObject(j, "keys_hash", m->keys_hash);
-    cJSON_AddStringToObject(j, "corpus_hash", m->corpus_hash);
-    cJSON_AddNumberToObject(j, "train_size", (double)rep->trained_on);
-    cJSON_AddNumberToObject(j, "seed", (double)o->seed);
-    cJSON_AddStringToObject(j, "tool_version", KNNLM_VERSION);
-    char *text = cJSON_Print(j);
-    cJSON_Delete(j);
-    if (!text) return kn_error(KN_ENOMEM, "out of memory");
     char path[PATH_MAX];
-    int rc = snprintf(path, sizeof path, "%s.meta.json", index_path) < (int)sizeof path ? KN_OK : kn_error(KN_EINVAL, "%s: path too long", index_path);
-    if (rc == KN_OK) rc = file_write_atomic(path, text, strlen(text));
-    free(text);
-    return rc;
+    if (snprintf(path, sizeof path, "%s.meta.json", index_path) >= (int)sizeof path) return kn_error(KN_EINVAL, "%s: path too long", index_path);
+    IndexMetaBuild b = {o->factory, o->ondisk, rep->trained_on, o->seed};
+    return index_meta_write(path, dstore_manifest(ds), dstore_size(ds), dstore_dim(ds), &b);
 }
 
 /* The "1T vectors" path: a trained empty index, shards of shard_rows rows each written beside the output,
@@ -209,13 +189,6 @@ int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuil
     return rc;
 }
 
-static int meta_str(const cJSON *j, const char *key, const char **out, const char *path) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-    if (!cJSON_IsString(v)) return kn_error(KN_EFORMAT, "%s: \"%s\" is missing", path, key);
-    *out = v->valuestring;
-    return KN_OK;
-}
-
 int dstore_index_open(KnnIndex **out, const char *index_path, const Dstore *ds) {
     *out = NULL;
     const DstoreManifest *m = dstore_manifest(ds);
@@ -226,28 +199,8 @@ int dstore_index_open(KnnIndex **out, const char *index_path, const Dstore *ds) 
     int rc = file_read_all(path, &text, &len);
     if (rc == KN_ENOTFOUND) return kn_error(rc, "%s: missing (the index's record of its datastore; build the index with knnlm index build)", path);
     if (rc != KN_OK) return rc;
-    cJSON *j = cJSON_ParseWithLength(text, len);
+    rc = index_meta_check(text, len, path, index_path, m, dstore_size(ds), dstore_dim(ds));
     free(text);
-    if (!cJSON_IsObject(j)) {
-        cJSON_Delete(j);
-        return kn_error(KN_EFORMAT, "%s: not a JSON object", path);
-    }
-    const char *key = NULL, *wh = NULL, *kh = NULL;
-    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(j, "entries"), *dim = cJSON_GetObjectItemCaseSensitive(j, "dim");
-    rc = meta_str(j, "key", &key, path);
-    if (rc == KN_OK) rc = meta_str(j, "weights_hash", &wh, path);
-    if (rc == KN_OK) rc = meta_str(j, "keys_hash", &kh, path);
-    if (rc == KN_OK && (!cJSON_IsNumber(entries) || !cJSON_IsNumber(dim))) rc = kn_error(KN_EFORMAT, "%s: \"entries\" or \"dim\" is missing", path);
-    if (rc == KN_OK && strcmp(key, m->key) != 0)
-        rc = kn_error(KN_EMISMATCH, "%s: the index was built on %s keys but the datastore holds %s keys", index_path, key, m->key);
-    if (rc == KN_OK && strcmp(wh, m->weights_hash) != 0)
-        rc = kn_error(KN_EMISMATCH, "%s: the index was built on keys of another model (weights %s, the datastore's are %s)", index_path, wh, m->weights_hash);
-    if (rc == KN_OK && ((int64_t)entries->valuedouble != dstore_size(ds) || (int)dim->valuedouble != dstore_dim(ds)))
-        rc = kn_error(KN_EMISMATCH, "%s: the index was built on %lld keys of dimension %d but the datastore holds %lld of dimension %d", index_path,
-                      (long long)entries->valuedouble, (int)dim->valuedouble, (long long)dstore_size(ds), dstore_dim(ds));
-    if (rc == KN_OK && kh[0] && m->keys_hash[0] && strcmp(kh, m->keys_hash) != 0)
-        rc = kn_error(KN_EMISMATCH, "%s: the index was built on another datastore's keys (keys hash %s, this datastore's is %s)", index_path, kh, m->keys_hash);
-    cJSON_Delete(j);
     KnnIndex *ix = NULL;
     if (rc == KN_OK) rc = index_read(&ix, index_path, INDEX_READ_MMAP);
     if (rc == KN_OK && (index_ntotal(ix) != dstore_size(ds) || index_dim(ix) != dstore_dim(ds)))

@@ -6,7 +6,7 @@
  * written to disk, and the shards' inverted lists are merged into one memory-mapped ivfdata file; memory
  * stays bounded by one shard whatever the datastore's size.
  *
- * The sidecar INDEX.meta.json records which datastore the index was built from (entries, dim, key type,
+ * The sidecar INDEX.meta.json (index_meta.h) records which datastore the index was built from (entries, dim, key type,
  * model weights hash, keys hash), the factory string, the training sample size and seed, so that a search
  * through an index made for another datastore, model or key type is refused instead of returning neighbours
  * that mean nothing. */

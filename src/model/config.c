@@ -57,8 +57,9 @@ static int parse(Gpt2Config *c, const cJSON *root, const char *path) {
     const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "layer_norm_epsilon");
     c->ln_eps = 1e-5f;
     if (eps) {
-        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1))
-            return kn_error(KN_EFORMAT, "%s: \"layer_norm_epsilon\" must be a number in (0, 1)", path);
+        /* checked as the float the model uses: 1e-50 is positive as a double but 0 as a float */
+        if (!cJSON_IsNumber(eps) || !(eps->valuedouble > 0 && eps->valuedouble < 1) || !((float)eps->valuedouble > 0 && (float)eps->valuedouble < 1))
+            return kn_error(KN_EFORMAT, "%s: \"layer_norm_epsilon\" must be a number in (0, 1) (as a float)", path);
         c->ln_eps = (float)eps->valuedouble;
     }
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(root, "activation_function");

@@ -172,7 +172,7 @@ static PickleValue *new_seq(Vm *vm, PickleKind kind, PickleValue *const *items, 
 }
 
 static int seq_append(Vm *vm, PickleValue *seq, PickleValue *const *items, size_t n) {
-    if (n == 0) return KN_OK;   /* APPENDS of an empty mark onto an empty list: no memcpy on NULL */
+    if (n == 0) return KN_OK; /* APPENDS of an empty mark; items and seq->seq.items may be NULL */
     if (seq->seq.cap - seq->seq.count < n) {
         size_t cap = seq->seq.cap ? seq->seq.cap : 8;
         while (cap - seq->seq.count < n) cap *= 2;
@@ -339,7 +339,7 @@ static int op_from_mark(Vm *vm, int op) {
     size_t base = 0, n = 0;
     int rc = pop_mark(vm, &base, &n);
     if (rc != KN_OK) return rc;
-    PickleValue **items = vm->stack + base;
+    PickleValue **items = n ? vm->stack + base : NULL; /* the stack may be unallocated when n == 0 */
     if ((op == 'd' || op == 'u') && n % 2) return vm_error(vm, "odd number of items for a dict");
     if (op == 't') return push(vm, new_seq(vm, PV_TUPLE, items, n));
     if (op == 'l') return push(vm, new_seq(vm, PV_LIST, items, n));

@@ -153,6 +153,11 @@ int npy_map(NpyArray *arr, const char *path) {
         return rc;
     }
     arr->data_offset = prefix + hlen;
+    /* numel fits in int64 but its byte count may not: (2^48, 2^13) of <f8 would wrap to 0 bytes */
+    if ((uint64_t)arr->numel > SIZE_MAX / dtypes[arr->dtype].size) {
+        close(fd);
+        return kn_error(KN_EFORMAT, "%s: npy shape overflows", path);
+    }
     size_t want = (size_t)arr->numel * dtypes[arr->dtype].size;
     if (size - arr->data_offset != want) {
         close(fd);

@@ -5,8 +5,10 @@
 #include "util/file.h"
 #include "test.h"
 
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static Tokenizer *tk;
@@ -157,6 +159,46 @@ static void test_split(void) {
     CHECK_EQ_INT(count_lines(tr) + count_lines(ho), 9);
 }
 
+/* A split whose write fails half way (the file size limit, as a full disk would) names the file, leaves no
+ * temporary, and leaves the files of an earlier split as they were: both parts are renamed only at the end. */
+static void test_split_write_fails(void) {
+    char text[40000] = "";
+    for (int i = 0; i < 2000; i++) snprintf(text + strlen(text), sizeof text - strlen(text), "문서 번호 %d\n", i);
+    char in[256], tr[256], ho[256], tmp[300];
+    snprintf(in, sizeof in, "%s", write_tmp("big.txt", text, strlen(text)));
+    snprintf(tr, sizeof tr, "%s/old-train.txt", dir);
+    snprintf(ho, sizeof ho, "%s/old-heldout.txt", dir);
+    CHECK_OK(file_write_atomic(tr, "old train\n", 10));
+    CHECK_OK(file_write_atomic(ho, "old heldout\n", 12));
+    int64_t a, b;
+    struct rlimit old, limited;
+    CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+    limited = old;
+    limited.rlim_cur = 4096;
+    signal(SIGXFSZ, SIG_IGN); /* a write past the limit then fails with EFBIG instead of killing us */
+    CHECK(setrlimit(RLIMIT_FSIZE, &limited) == 0);
+    int rc = corpus_split(in, CORPUS_AUTO, 0.5, 3, tr, ho, &a, &b);
+    CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+    signal(SIGXFSZ, SIG_DFL);
+    CHECK_EQ_INT(rc, KN_EIO);
+    CHECK_MSG(strstr(kn_errmsg(), "old-") && strstr(kn_errmsg(), ".txt: write failed: File too large"), "%s", kn_errmsg());
+    CHECK_EQ_INT(count_lines(tr), 1);
+    CHECK_EQ_INT(count_lines(ho), 1);
+    CHECK_OK(file_temp_path(tmp, sizeof tmp, tr));
+    CHECK(!file_exists(tmp));
+    CHECK_OK(file_temp_path(tmp, sizeof tmp, ho));
+    CHECK(!file_exists(tmp));
+    /* and the temporary name is hidden, in the output's folder, with the process id */
+    char want[300];
+    snprintf(want, sizeof want, "%s/.old-train.txt.tmp.%ld", dir, (long)getpid());
+    CHECK_OK(file_temp_path(tmp, sizeof tmp, tr));
+    CHECK_MSG(!strcmp(tmp, want), "%s", tmp);
+    CHECK_OK(file_temp_path(tmp, sizeof tmp, "plain.txt"));
+    snprintf(want, sizeof want, ".plain.txt.tmp.%ld", (long)getpid());
+    CHECK_MSG(!strcmp(tmp, want), "%s", tmp);
+    CHECK_EQ_INT(file_temp_path(tmp, sizeof tmp, "folder/"), KN_EINVAL);
+}
+
 int main(void) {
     strcpy(dir, "/tmp/knnlm-test-corpus-XXXXXX");
     if (!mkdtemp(dir) || tokenizer_load(&tk, "tests/data/tokenizer/tokenizer.json") != KN_OK) {
@@ -169,6 +211,7 @@ int main(void) {
     RUN(test_long_line);
     RUN(test_invalid_utf8);
     RUN(test_split);
+    RUN(test_split_write_fails);
     tokenizer_free(tk);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

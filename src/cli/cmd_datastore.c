@@ -1,6 +1,7 @@
 /* cmd_datastore.c — `knnlm datastore build | merge | info | verify` and `knnlm corpus split`. */
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/outpath.h"
 
 #include "dstore/build.h"
 #include "dstore/dstore.h"
@@ -77,6 +78,14 @@ static int datastore_build(int argc, char **argv) {
     if (rc == KN_OK) rc = parse_shard(shard, &o.shard_index, &o.shard_count);
     if (rc == KN_OK) rc = corpus_format_parse(format, &o.corpus_format);
     if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
+    OutPlan *plan = NULL;
+    if (rc == KN_OK) rc = outplan_create(&plan, 0);
+    if (rc == KN_OK) rc = outplan_input(plan, "--corpus", o.corpus_path);
+    if (rc == KN_OK) rc = outplan_input(plan, "--weights", o.weights_path);
+    if (rc == KN_OK) rc = outplan_input_folder(plan, "--model", o.model_dir);
+    if (rc == KN_OK) rc = outplan_output_dstore(plan, "--out", o.out_dir);
+    if (rc == KN_OK) rc = outplan_check(plan);
+    outplan_free(plan);
     if (rc != KN_OK) return cli_fail("datastore build", rc);
     CliMonitor mon;
     cli_monitor_init(&mon, quiet);
@@ -112,9 +121,16 @@ static int datastore_merge(int argc, char **argv) {
         fprintf(stderr, "knnlm datastore merge: give the shard folders (see --help)\n");
         return EXIT_USAGE;
     }
+    OutPlan *plan = NULL;
+    int rc = outplan_create(&plan, 0);
+    for (int i = 0; rc == KN_OK && i < nrest; i++) rc = outplan_input_dstore(plan, "shard", rest[i]);
+    if (rc == KN_OK) rc = outplan_output_dstore(plan, "--out", out);
+    if (rc == KN_OK) rc = outplan_check(plan);
+    outplan_free(plan);
+    if (rc != KN_OK) return cli_fail("datastore merge", rc);
     CliMonitor mon;
     cli_monitor_init(&mon, quiet);
-    int rc = dstore_merge(out, (const char *const *)rest, nrest, link, &mon.monitor);
+    rc = dstore_merge(out, (const char *const *)rest, nrest, link, &mon.monitor);
     if (rc != KN_OK) return cli_fail("datastore merge", rc);
     printf("%s: merged %d shards%s\n", out, nrest, link ? " (linked, nothing copied)" : "");
     return EXIT_OK;
@@ -193,7 +209,7 @@ int cmd_datastore(int argc, char **argv) {
 int cmd_corpus(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "split") != 0) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-            printf("usage: knnlm corpus split --corpus FILE --train-out FILE --heldout-out FILE [--train 0.8] [--seed S]\n");
+            printf("usage: knnlm corpus split --corpus FILE --train-out FILE --heldout-out FILE [--train 0.8] [--seed S] [--force]\n");
             return EXIT_OK;
         }
         fprintf(stderr, "usage: knnlm corpus split [options]   (knnlm corpus split --help)\n");
@@ -201,7 +217,7 @@ int cmd_corpus(int argc, char **argv) {
     }
     const char *corpus = NULL, *train_out = NULL, *heldout_out = NULL, *format = "auto";
     double train = 0.8;
-    int seed = 0, quiet;
+    int seed = 0, force = 0, quiet;
     const ArgOpt opts[] = {
         {"--corpus", ARG_STR, &corpus, "FILE", "one document per line, or WikiExtractor <doc> output", 1},
         {"--train-out", ARG_STR, &train_out, "FILE", "where the training documents go (the datastore's corpus)", 1},
@@ -209,17 +225,25 @@ int cmd_corpus(int argc, char **argv) {
         {"--train", ARG_DOUBLE, &train, "F", "share of documents for training (default 0.8)", 0},
         {"--seed", ARG_INT, &seed, "S", "random seed (default 0): the same seed gives the same split", 0},
         {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
+        {"--force", ARG_FLAG, &force, NULL, "replace --train-out / --heldout-out if they exist (never an input)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm corpus split", "Splits a corpus by whole documents, each drawn to train with probability --train.",
-                          "--corpus FILE --train-out FILE --heldout-out FILE [--train 0.8] [--seed S]", NULL, opts};
+                          "--corpus FILE --train-out FILE --heldout-out FILE [--train 0.8] [--seed S] [--force]", NULL, opts};
     char *rest[1];
     int nrest;
     int a = args_parse(&spec, argc - 1, argv + 1, rest, 0, &nrest, &quiet);
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
     CorpusFormat fmt;
     int64_t ntrain, nheld;
-    int rc = corpus_format_parse(format, &fmt);
+    OutPlan *plan = NULL;
+    int rc = outplan_create(&plan, force);
+    if (rc == KN_OK) rc = outplan_input(plan, "--corpus", corpus);
+    if (rc == KN_OK) rc = outplan_output(plan, "--train-out", train_out, NULL, NULL);
+    if (rc == KN_OK) rc = outplan_output(plan, "--heldout-out", heldout_out, NULL, NULL);
+    if (rc == KN_OK) rc = outplan_check(plan);
+    outplan_free(plan);
+    if (rc == KN_OK) rc = corpus_format_parse(format, &fmt);
     if (rc == KN_OK) rc = corpus_split(corpus, fmt, train, (uint64_t)seed, train_out, heldout_out, &ntrain, &nheld);
     if (rc != KN_OK) return cli_fail("corpus split", rc);
     printf("%lld documents to %s, %lld to %s\n", (long long)ntrain, train_out, (long long)nheld, heldout_out);

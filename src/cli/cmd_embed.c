@@ -1,6 +1,7 @@
 /* cmd_embed.c — `knnlm embed`: the key representations (and optionally the logits) of one token sequence. */
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/outpath.h"
 
 #include "model/gpt2.h"
 #include "util/error.h"
@@ -11,7 +12,7 @@
 
 int cmd_embed(int argc, char **argv) {
     const char *model_dir = NULL, *weights = NULL, *ids_path = NULL, *out = NULL, *key_name = "last_ffn_input", *logits_path = NULL;
-    int quiet;
+    int force = 0, quiet;
     const ArgOpt opts[] = {
         {"--model", ARG_STR, &model_dir, "DIR", "a Hugging Face GPT-2 folder (config.json + model.safetensors or pytorch_model.bin)", 1},
         {"--weights", ARG_STR, &weights, "FILE", "the weights file to use (default: found in --model)", 0},
@@ -19,16 +20,26 @@ int cmd_embed(int argc, char **argv) {
         {"--out", ARG_STR, &out, "KEYS.npy", "where to write the keys: float32 [T, n_embd]", 1},
         {"--key", ARG_STR, &key_name, "TYPE", "last_ffn_input (default: the last block's ln_2 output), final_hidden (ln_f output) or last_layer_output", 0},
         {"--logits", ARG_STR, &logits_path, "FILE.npy", "also write the logits: float32 [T, vocab_size]", 0},
+        {"--force", ARG_FLAG, &force, NULL, "replace --out / --logits if they exist (never an input)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm embed", "Runs the model over one token sequence (positions 0..T-1) and writes its key representations.",
-                          "--model DIR --ids IDS.npy --out KEYS.npy [--key TYPE] [--logits LOGITS.npy]", NULL, opts};
+                          "--model DIR --ids IDS.npy --out KEYS.npy [--key TYPE] [--logits LOGITS.npy] [--force]", NULL, opts};
     char *rest[1];
     int nrest;
     int a = args_parse(&spec, argc, argv, rest, 0, &nrest, &quiet);
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
     Gpt2KeyType key;
     int rc = gpt2_key_parse(key_name, &key);
+    OutPlan *plan = NULL;
+    if (rc == KN_OK) rc = outplan_create(&plan, force);
+    if (rc == KN_OK) rc = outplan_input(plan, "--ids", ids_path);
+    if (rc == KN_OK) rc = outplan_input(plan, "--weights", weights);
+    if (rc == KN_OK) rc = outplan_input_folder(plan, "--model", model_dir);
+    if (rc == KN_OK) rc = outplan_output(plan, "--out", out, NULL, NULL);
+    if (rc == KN_OK) rc = outplan_output(plan, "--logits", logits_path, NULL, NULL);
+    if (rc == KN_OK) rc = outplan_check(plan);
+    outplan_free(plan);
     if (rc != KN_OK) return cli_fail("embed", rc);
     NpyArray arr;
     rc = npy_map(&arr, ids_path);

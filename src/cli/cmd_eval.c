@@ -2,6 +2,7 @@
  * `knnlm query` (the case analysis of one context). */
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/outpath.h"
 
 #include "dstore/corpus.h"
 #include "index/dstore_index.h"
@@ -72,7 +73,7 @@ static int parse_lambda(double x, const char *opt) {
 
 typedef struct {
     Sweep *sweep;
-    FILE *cases;
+    FileOut *cases;            /* NULL: no --cases */
     CaseOptions case_opt;
     int case_k;
 } EvalConsumer;
@@ -84,7 +85,8 @@ static int consume(void *ctx, const ScoredToken *t, int n) {
         if (rc == KN_OK && c->cases) {
             ScoredToken shown = t[i];
             shown.k = c->case_k;
-            rc = case_write(c->cases, &shown, t[i].label, &c->case_opt);
+            rc = case_write(c->cases->f, &shown, t[i].label, &c->case_opt);
+            if (rc == KN_EIO || rc == KN_ENOSPC) rc = file_out_write_error(c->cases);
         }
         if (rc != KN_OK) return rc;
     }
@@ -102,7 +104,7 @@ int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *weights = NULL, *dstore = NULL, *index = NULL, *text = NULL, *format = "auto";
     const char *lambdas = "0:1:0.05", *ks_spec = NULL, *temps = "1", *distance = "l2sq";
     const char *csv = NULL, *json = NULL, *plot = NULL, *cases = NULL;
-    int k = 8, nprobe = 32, exact = 0, window = 0, stride = 0, max_tokens = 0, replace = 0, case_k = 8, quiet;
+    int k = 8, nprobe = 32, exact = 0, window = 0, stride = 0, max_tokens = 0, replace = 0, case_k = 8, force = 0, quiet;
     double case_lambda = 0.25;
     const ArgOpt opts[] = {
         {"--model", ARG_STR, &model_dir, "DIR", "the Hugging Face GPT-2 folder the datastore was built with", 1},
@@ -128,6 +130,7 @@ int cmd_eval(int argc, char **argv) {
         {"--case-lambda", ARG_DOUBLE, &case_lambda, "L", "the λ the case analysis describes (default 0.25)", 0},
         {"--case-k", ARG_INT, &case_k, "N", "neighbours shown per token in the case analysis (default 8, at most --k)", 0},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
+        {"--force", ARG_FLAG, &force, NULL, "replace existing --csv/--json/--plot/--cases files that eval did not write (never an input)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm eval", "kNN-LM perplexity of held-out text: the LM alone, the kNN alone and their interpolation for every λ, k and T, in one pass.",
@@ -149,6 +152,8 @@ int cmd_eval(int argc, char **argv) {
     int rc = corpus_format_parse(format, &fmt);
     if (rc == KN_OK) rc = parse_distance(distance, &sc.distance);
     if (rc == KN_OK) rc = sweep_parse_lambdas(lambdas, "--lambda", &lam, &sc.n_lambdas);
+    /* --k first: --ks and --case-k are checked against it, and their messages would blame them for a bad --k */
+    if (rc == KN_OK && k < 1) rc = kn_error(KN_EINVAL, "--k %d: must be at least 1", k);
     if (rc == KN_OK) rc = sweep_parse_ks(ks_spec ? ks_spec : ks_default, "--ks", &kv, &sc.n_ks);
     if (rc == KN_OK) rc = sweep_parse_temperatures(temps, "--temperature", &tem, &sc.n_temperatures);
     if (rc == KN_OK) rc = parse_lambda(case_lambda, "--case-lambda");
@@ -160,6 +165,20 @@ int cmd_eval(int argc, char **argv) {
     sc.ks = kv;
     sc.temperatures = tem;
     sc.k_searched = k;
+    /* Every output is checked before anything is loaded: a bad path fails at once, not after the evaluation. */
+    OutPlan *plan = NULL;
+    if (rc == KN_OK) rc = outplan_create(&plan, force);
+    if (rc == KN_OK) rc = outplan_input(plan, "--text", text);
+    if (rc == KN_OK) rc = outplan_input(plan, "--weights", weights);
+    if (rc == KN_OK) rc = outplan_input_folder(plan, "--model", model_dir);
+    if (rc == KN_OK) rc = outplan_input_dstore(plan, "--dstore", dstore);
+    if (rc == KN_OK) rc = outplan_input_index(plan, "--index", index);
+    if (rc == KN_OK) rc = outplan_output(plan, "--csv", csv, OUT_MARK_EVAL_CSV, NULL);
+    if (rc == KN_OK) rc = outplan_output(plan, "--json", json, OUT_MARK_EVAL_JSON, NULL);
+    if (rc == KN_OK) rc = outplan_output(plan, "--plot", plot, OUT_MARK_PLOT_SVG, NULL);
+    if (rc == KN_OK) rc = outplan_output(plan, "--cases", cases, OUT_MARK_CASES, NULL);
+    if (rc == KN_OK) rc = outplan_check(plan);
+    outplan_free(plan);
     KnnSetup s = {0};
     Sweep *sweep = NULL;
     if (rc == KN_OK) rc = sweep_create(&sweep, &sc);
@@ -187,13 +206,13 @@ int cmd_eval(int argc, char **argv) {
     rc = corpus_tokenize_all(s.tk, text, &co, &ids, &n, NULL);
     if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; there is nothing to predict", text, (long long)n);
     EvalConsumer c = {sweep, NULL, {s.tk, case_lambda, sweep_config(sweep)->temperatures[0], sc.distance}, case_k};
-    if (rc == KN_OK && cases && !(c.cases = fopen(cases, "w"))) rc = kn_error_errno("%s: cannot create", cases);
+    FileOut cases_out = {0};
+    if (rc == KN_OK && cases && (rc = file_out_open(&cases_out, cases)) == KN_OK) c.cases = &cases_out;
     CliMonitor mon;
     cli_monitor_init(&mon, quiet);
     cli_catch_signals();
     EvalStats st;
     if (rc == KN_OK) rc = evaluate(s.model, ids, n, &eo, consume, &c, &mon.monitor, &st);
-    if (c.cases && fclose(c.cases) != 0 && rc == KN_OK) rc = kn_error_errno("%s: write failed", cases);
     if (rc == KN_OK) {
         char desc[256];
         index_describe(s.index, desc, sizeof desc);
@@ -206,6 +225,8 @@ int cmd_eval(int argc, char **argv) {
     if (rc == KN_OK && csv) rc = sweep_write_csv(sweep, csv);
     if (rc == KN_OK && json) rc = sweep_write_json(sweep, json);
     if (rc == KN_OK && plot) rc = plot_sweep_svg(sweep, plot, PLOT_SCALE_AUTO);
+    if (c.cases && rc == KN_OK) rc = file_out_commit(c.cases); /* last, so that a failure before leaves no cases file */
+    else if (c.cases) file_out_abort(c.cases);
     free(ids);
     sweep_free(sweep);
     free(lam), free(kv), free(tem);

@@ -1,6 +1,7 @@
 /* cmd_index.c — `knnlm index build`: a Faiss index over a datastore's keys. */
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/outpath.h"
 
 #include "index/dstore_index.h"
 #include "util/error.h"
@@ -20,7 +21,7 @@ int cmd_index(int argc, char **argv) {
     IndexBuildOptions o;
     index_build_defaults(&o);
     const char *dstore = NULL, *out = NULL;
-    int train_size = 0, batch = (int)o.batch, shard_rows = (int)o.shard_rows, seed = (int)o.seed, quiet;
+    int train_size = 0, batch = (int)o.batch, shard_rows = (int)o.shard_rows, seed = (int)o.seed, force = 0, quiet;
     const ArgOpt opts[] = {
         {"--dstore", ARG_STR, &dstore, "DSTORE", "the datastore folder (knnlm datastore build)", 1},
         {"--out", ARG_STR, &out, "INDEX", "the index file to write (plus INDEX.meta.json, and INDEX.ivfdata with --ondisk)", 1},
@@ -30,11 +31,14 @@ int cmd_index(int argc, char **argv) {
         {"--seed", ARG_INT, &seed, "S", "seed of the training sample (default 1)", 0},
         {"--ondisk", ARG_FLAG, &o.ondisk, NULL, "keep the inverted lists in a memory-mapped INDEX.ivfdata (IVF only): built as shards and merged, for indexes larger than memory", 0},
         {"--shard-rows", ARG_INT, &shard_rows, "N", "with --ondisk: keys per shard held in memory at once (default 4194304)", 0},
+        {"--force", ARG_FLAG, &force, NULL, "replace INDEX even if it is not an index knnlm built (never a datastore's own file)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm index build", "Builds a Faiss index (L2) over a datastore's keys; its ids are the datastore's rows.",
                           "--dstore DSTORE --out INDEX [--factory \"IVF4096,PQ64\"] [--train-size N] [--ondisk]",
-                          "The file is an ordinary Faiss index: Python's faiss.read_index opens it.", opts};
+                          "The file is an ordinary Faiss index: Python's faiss.read_index opens it. An index built before (its\n"
+                          "INDEX.meta.json says so) is rebuilt in place; any other existing file needs --force.",
+                          opts};
     char *rest[1];
     int nrest;
     int a = args_parse(&spec, argc - 1, argv + 1, rest, 0, &nrest, &quiet);
@@ -47,8 +51,15 @@ int cmd_index(int argc, char **argv) {
     o.batch = batch;
     o.shard_rows = shard_rows;
     o.seed = (uint64_t)seed;
+    OutPlan *plan = NULL;
+    int rc = outplan_create(&plan, force);
+    if (rc == KN_OK) rc = outplan_input_dstore(plan, "--dstore", dstore);
+    if (rc == KN_OK) rc = outplan_output_index(plan, "--out", out, o.ondisk);
+    if (rc == KN_OK) rc = outplan_check(plan);
+    outplan_free(plan);
+    if (rc != KN_OK) return cli_fail("index build", rc);
     Dstore *ds;
-    int rc = dstore_open(&ds, dstore);
+    rc = dstore_open(&ds, dstore);
     if (rc != KN_OK) return cli_fail("index build", rc);
     CliMonitor mon;
     cli_monitor_init(&mon, quiet);

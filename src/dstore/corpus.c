@@ -3,6 +3,7 @@
 #include "dstore/corpus.h"
 
 #include "util/error.h"
+#include "util/file.h"
 #include "util/rng.h"
 
 #include <errno.h>
@@ -239,14 +240,15 @@ int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint
     if (!(train_fraction > 0 && train_fraction < 1)) return kn_error(KN_EINVAL, "--train %g: must be between 0 and 1 (exclusive)", train_fraction);
     FILE *in = fopen(path, "rb");
     if (!in) return kn_error_errno("%s: cannot open corpus", path);
-    FILE *out[2] = {fopen(train_path, "wb"), fopen(heldout_path, "wb")};
-    int rc = KN_OK;
-    if (!out[0] || !out[1]) rc = kn_error_errno("%s: cannot create", !out[0] ? train_path : heldout_path);
+    /* Both parts go to temporaries renamed into place only at the end: a failure leaves no partial file. */
+    FileOut out[2] = {{0}, {0}};
+    int rc = file_out_open(&out[0], train_path);
+    if (rc == KN_OK) rc = file_out_open(&out[1], heldout_path);
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     int64_t lineno = 0;
-    FILE *dst = NULL; /* the current document's file (WikiExtractor blocks span lines) */
+    FileOut *dst = NULL; /* the current document's file (WikiExtractor blocks span lines) */
     while (rc == KN_OK && (len = getline(&line, &cap, in)) >= 0) {
         lineno++;
         if (fmt == CORPUS_AUTO && !is_blank(line, (size_t)len - (line[len - 1] == '\n')))
@@ -254,17 +256,19 @@ int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint
         int starts_doc = fmt == CORPUS_LINES ? !is_blank(line, (size_t)len - (line[len - 1] == '\n')) : starts_with(line, (size_t)len, "<doc ");
         if (starts_doc) {
             int train = splitmix64_unit(&seed) < train_fraction;
-            dst = out[train ? 0 : 1];
+            dst = &out[train ? 0 : 1];
             (*(train ? n_train : n_heldout))++;
         }
         if (!dst) continue; /* text before the first WikiExtractor document, or blank lines at the top */
-        if (fwrite(line, 1, (size_t)len, dst) != (size_t)len) rc = kn_error_errno("%s: write failed", dst == out[0] ? train_path : heldout_path);
+        if (fwrite(line, 1, (size_t)len, dst->f) != (size_t)len) rc = file_out_write_error(dst);
         if (fmt == CORPUS_LINES) dst = NULL;
     }
     if (rc == KN_OK && ferror(in)) rc = kn_error_errno("%s: read failed at line %lld", path, (long long)lineno);
     free(line);
     fclose(in);
-    for (int i = 0; i < 2; i++)
-        if (out[i] && fclose(out[i]) != 0 && rc == KN_OK) rc = kn_error_errno("%s: write failed", i ? heldout_path : train_path);
+    for (int i = 0; i < 2; i++) {
+        if (rc == KN_OK) rc = file_out_commit(&out[i]);
+        else file_out_abort(&out[i]);
+    }
     return rc;
 }

@@ -51,7 +51,8 @@ int corpus_format_parse(const char *name, CorpusFormat *fmt);
 
 /* Splits a corpus by whole documents (lines, or WikiExtractor <doc> blocks) into train_path and
  * heldout_path: each document goes to train with probability train_fraction, decided by a seeded generator,
- * so the same seed gives the same split. Counts of documents written go to *n_train / *n_heldout. */
+ * so the same seed gives the same split. Counts of documents written go to *n_train / *n_heldout. Both files
+ * are written under temporary names and renamed into place only when all went well (see FileOut). */
 int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint64_t seed, const char *train_path,
                  const char *heldout_path, int64_t *n_train, int64_t *n_heldout);
 

@@ -263,26 +263,32 @@ static int stat_regular(const std::string &path, struct stat *st) {
 
 /* ---- writing Faiss files ---- */
 
-/* Writes idx as a Faiss file through path.tmp + fsync + rename, so a reader never sees half a file. */
+/* Writes idx as a Faiss file through a temporary + fsync + rename (FileOut), so a reader never sees half a
+ * file and a failure leaves none. */
 static int write_faiss_file(const Index *idx, const char *path, const std::string &name) {
-    std::string tmp = std::string(path) + ".tmp";
-    FILE *f = fopen(tmp.c_str(), "wb");
-    if (!f) return kn_error_errno("%s: cannot create", tmp.c_str());
-    int rc = KN_OK;
+    FileOut out;
+    int rc = file_out_open(&out, path);
+    if (rc != KN_OK) return rc;
     try {
-        faiss::write_index(idx, f);
+        faiss::write_index(idx, out.f);
     } catch (const std::bad_alloc &) {
         rc = kn_error(KN_ENOMEM, "%s: out of memory writing %s", name.c_str(), path);
     } catch (const std::exception &e) {
-        int code = errno == ENOSPC || errno == EDQUOT ? KN_ENOSPC : KN_EIO;
-        rc = kn_error(code, "%s: writing the index failed: %s", tmp.c_str(), condense(e.what()).c_str());
+        /* Faiss' own message for a FILE* has no file name ("write error in : 3 != 4 (...)"): say it with ours. */
+        int saved = errno;
+        if (ferror(out.f)) {
+            errno = saved;
+            rc = file_out_write_error(&out);
+        } else {
+            int code = saved == ENOSPC || saved == EDQUOT ? KN_ENOSPC : KN_EIO;
+            rc = kn_error(code, "%s: writing the index failed: %s", path, condense(e.what()).c_str());
+        }
     }
-    if (rc == KN_OK && fflush(f) != 0) rc = kn_error_errno("%s: write failed", tmp.c_str());
-    if (rc == KN_OK && fsync(fileno(f)) != 0) rc = kn_error_errno("%s: fsync failed", tmp.c_str());
-    if (fclose(f) != 0 && rc == KN_OK) rc = kn_error_errno("%s: close failed", tmp.c_str());
-    if (rc == KN_OK && rename(tmp.c_str(), path) != 0) rc = kn_error_errno("%s: cannot rename to %s", tmp.c_str(), path);
-    if (rc != KN_OK) unlink(tmp.c_str());
-    return rc;
+    if (rc != KN_OK) {
+        file_out_abort(&out);
+        return rc;
+    }
+    return file_out_commit(&out);
 }
 
 /* Swaps other inverted lists (and the entry counts `ntotal`) into an IVF index for as long as it lives, so
@@ -331,7 +337,7 @@ static int skeleton(Index *idx, IndexIVF *ivf, const std::string &name, std::vec
 /* Buffered write(2) to one file, so that millions of short lists cost few system calls. */
 struct FileWriter {
     int fd = -1;
-    std::string path;
+    std::string path;   /* the file's name in messages; the bytes go to its temporary (file_temp_path) */
     std::vector<uint8_t> buf;
     size_t used = 0;
     uint64_t written = 0;
@@ -385,13 +391,15 @@ static int check_rows(const idx_t *ids, size_t n, int64_t rows, std::vector<uint
     return KN_OK;
 }
 
-/* Streams the lists of every source, concatenated list by list, into `path` (through path.tmp + fsync +
+/* Streams the lists of every source, concatenated list by list, into `path` (through a temporary + fsync +
  * rename), and describes the result in od (offset, size, capacity of each list; totsize). With rows >= 0
  * the ids must be each of 0 .. rows-1 exactly once and ascending within each list (see check_rows). */
 static int write_ivfdata(const std::vector<ListSource> &src, int64_t rows, OnDiskInvertedLists *od, const char *path) {
     const size_t nlist = od->nlist, code_size = od->code_size;
     FileWriter w;
-    w.path = std::string(path) + ".tmp";
+    w.path = path;
+    char tmp[PATH_MAX];
+    if (file_temp_path(tmp, sizeof tmp, path) != KN_OK) return kn_error(KN_EINVAL, "%s: path too long", path);
     std::vector<uint64_t> seen;
     int rc = guarded(KN_ENOMEM, path, "allocating the merge buffers", [&]() -> int {
         w.buf.resize(16u << 20);
@@ -399,8 +407,8 @@ static int write_ivfdata(const std::vector<ListSource> &src, int64_t rows, OnDis
         return KN_OK;
     });
     if (rc != KN_OK) return rc;
-    w.fd = open(w.path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (w.fd < 0) return kn_error_errno("%s: cannot create", w.path.c_str());
+    w.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (w.fd < 0) return kn_error_errno("%s: cannot create (as %s)", path, tmp);
     for (size_t l = 0; l < nlist && rc == KN_OK; l++) {
         OnDiskInvertedLists::List &list = od->lists[l];
         list.offset = (size_t)w.written;
@@ -428,11 +436,11 @@ static int write_ivfdata(const std::vector<ListSource> &src, int64_t rows, OnDis
         });
     }
     if (rc == KN_OK) rc = w.flush();
-    if (rc == KN_OK && fsync(w.fd) != 0) rc = kn_error_errno("%s: fsync failed", w.path.c_str());
-    if (close(w.fd) != 0 && rc == KN_OK) rc = kn_error_errno("%s: close failed", w.path.c_str());
-    if (rc == KN_OK && rename(w.path.c_str(), path) != 0) rc = kn_error_errno("%s: cannot rename to %s", w.path.c_str(), path);
+    if (rc == KN_OK && fsync(w.fd) != 0) rc = kn_error_errno("%s: fsync failed", path);
+    if (close(w.fd) != 0 && rc == KN_OK) rc = kn_error_errno("%s: write failed", path);
+    if (rc == KN_OK && rename(tmp, path) != 0) rc = kn_error_errno("%s: cannot rename %s into place", path, tmp);
     if (rc != KN_OK) {
-        unlink(w.path.c_str());
+        unlink(tmp);
         return rc;
     }
     od->totsize = (size_t)w.written;

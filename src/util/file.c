@@ -123,17 +123,69 @@ int file_pread_full(int fd, void *data, size_t len, uint64_t offset, const char 
     return KN_OK;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return kn_error(KN_EINVAL, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return kn_error_errno("%s: cannot create", tmp);
-    int rc = file_write_full(fd, data, len, tmp);
-    if (rc == KN_OK && fsync(fd) != 0) rc = kn_error_errno("%s: fsync failed", tmp);
-    if (close(fd) != 0 && rc == KN_OK) rc = kn_error_errno("%s: close failed", tmp);
-    if (rc == KN_OK && rename(tmp, path) != 0) rc = kn_error_errno("%s: cannot rename to %s", tmp, path);
-    if (rc != KN_OK) unlink(tmp);
+int file_temp_path(char *out, size_t cap, const char *path) {
+    const char *slash = strrchr(path, '/');
+    const char *base = slash ? slash + 1 : path;
+    int dirlen = slash ? (int)(slash - path + 1) : 0;
+    if (*base == '\0') return kn_error(KN_EINVAL, "%s: not a file name", path);
+    int n = snprintf(out, cap, "%.*s.%s.tmp.%ld", dirlen, path, base, (long)getpid());
+    if (n < 0 || (size_t)n >= cap) return kn_error(KN_EINVAL, "%s: path too long", path);
+    return KN_OK;
+}
+
+int file_out_open(FileOut *o, const char *path) {
+    o->f = NULL;
+    o->path = path;
+    o->tmp[0] = '\0';
+    int rc = file_temp_path(o->tmp, sizeof o->tmp, path);
+    if (rc != KN_OK) return rc;
+    int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        rc = kn_error_errno("%s: cannot create (as %s)", path, o->tmp);
+        o->tmp[0] = '\0';
+        return rc;
+    }
+    if (!(o->f = fdopen(fd, "wb"))) {
+        rc = kn_error_errno("%s: cannot create", path);
+        close(fd);
+        unlink(o->tmp);
+        o->tmp[0] = '\0';
+    }
     return rc;
+}
+
+int file_out_write_error(const FileOut *o) { return kn_error_errno("%s: write failed", o->path); }
+
+int file_out_commit(FileOut *o) {
+    int rc = KN_OK;
+    if (!o->f) return kn_error(KN_EINVAL, "%s: not open for writing", o->path);
+    if (fflush(o->f) != 0 || ferror(o->f)) rc = file_out_write_error(o);
+    if (rc == KN_OK && fsync(fileno(o->f)) != 0) rc = kn_error_errno("%s: fsync failed", o->path);
+    if (fclose(o->f) != 0 && rc == KN_OK) rc = file_out_write_error(o);
+    o->f = NULL;
+    if (rc == KN_OK && rename(o->tmp, o->path) != 0) rc = kn_error_errno("%s: cannot rename %s into place", o->path, o->tmp);
+    if (rc != KN_OK) unlink(o->tmp);
+    o->tmp[0] = '\0';
+    return rc;
+}
+
+void file_out_abort(FileOut *o) {
+    if (o->f) fclose(o->f);
+    o->f = NULL;
+    if (o->tmp[0]) unlink(o->tmp);
+    o->tmp[0] = '\0';
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len) {
+    FileOut o;
+    int rc = file_out_open(&o, path);
+    if (rc != KN_OK) return rc;
+    if (len > 0 && fwrite(data, 1, len, o.f) != len) {
+        rc = file_out_write_error(&o);
+        file_out_abort(&o);
+        return rc;
+    }
+    return file_out_commit(&o);
 }
 
 int file_exists(const char *path) {

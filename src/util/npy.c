@@ -184,15 +184,14 @@ int npy_write(const char *path, NpyDtype dtype, int ndim, const int64_t *shape, 
     if (rc != KN_OK) return kn_error_wrap(rc, "%s", path);
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) return kn_error(KN_EINVAL, "%s: path too long", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) return kn_error_errno("%s: cannot create", tmp);
-    rc = file_write_full(fd, header, sizeof header, tmp);
-    if (rc == KN_OK) rc = file_write_full(fd, data, numel * dtypes[dtype].size, tmp);
-    if (rc == KN_OK && fsync(fd) != 0) rc = kn_error_errno("%s: fsync failed", tmp);
-    if (close(fd) != 0 && rc == KN_OK) rc = kn_error_errno("%s: close failed", tmp);
-    if (rc == KN_OK && rename(tmp, path) != 0) rc = kn_error_errno("%s: cannot rename to %s", tmp, path);
-    if (rc != KN_OK) unlink(tmp);
-    return rc;
+    FileOut o;
+    rc = file_out_open(&o, path);
+    if (rc != KN_OK) return rc;
+    size_t bytes = numel * dtypes[dtype].size;
+    if (fwrite(header, 1, sizeof header, o.f) != sizeof header || (bytes > 0 && fwrite(data, 1, bytes, o.f) != bytes)) {
+        rc = file_out_write_error(&o);
+        file_out_abort(&o);
+        return rc;
+    }
+    return file_out_commit(&o);
 }

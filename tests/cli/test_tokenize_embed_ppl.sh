@@ -34,8 +34,9 @@ import numpy as np, sys
 r, t = sys.argv[1], sys.argv[2]
 np.save(t + "/ids64.npy", np.load(r + "/case1.ids.npy").astype(np.int64).reshape(1, -1))
 PY
+# (--force: the second weights format replaces the first one's outputs, which embed refuses without it)
 for w in model.safetensors pytorch_model.bin; do
-    expect_ok "embed $w" -- "$KNNLM" embed --model $R --weights $R/$w --ids $R/case1.ids.npy --out "$T/keys.npy" --key final_hidden --logits "$T/logits.npy"
+    expect_ok "embed $w" -- "$KNNLM" embed --model $R --weights $R/$w --ids $R/case1.ids.npy --out "$T/keys.npy" --key final_hidden --logits "$T/logits.npy" --force
     /usr/bin/python3 - "$R" "$T" <<'PY' || fail "embed $w differs from the PyTorch reference"
 import numpy as np, sys
 r, t = sys.argv[1], sys.argv[2]

@@ -41,7 +41,7 @@ ix.add_with_ids(k, np.arange(len(k), dtype=np.int64) + len(k))
 faiss.write_index(ix, sys.argv[2])
 PY
 cp "$T/flat.faiss.meta.json" "$T/shifted.faiss.meta.json"
-expect_error "eval, index ids past the datastore" 1 "shifted.faiss: search returned id [0-9]+, outside the $N vectors" -- \
+expect_error "eval, index ids past the datastore" 1 "shifted.faiss: search returned id [0-9]+, outside the datastore.s $N entries" -- \
     "${EVAL[@]}" --dstore "$T/ds" --index "$T/shifted.faiss"
 expect_error "query, index ids past the datastore" 1 "shifted.faiss: search returned id" -- \
     "$KNNLM" query --model $M --dstore "$T/ds" --index "$T/shifted.faiss" --context "대한민국의 수도는" --k 4

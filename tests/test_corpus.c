@@ -137,13 +137,13 @@ static void test_split(void) {
     snprintf(tr2, sizeof tr2, "%s/train2.txt", dir);
     snprintf(ho2, sizeof ho2, "%s/heldout2.txt", dir);
     int64_t a, b;
-    CHECK_OK(corpus_split(in, CORPUS_AUTO, 0.8, 42, tr, ho, &a, &b));
+    CHECK_OK(corpus_split(in, CORPUS_AUTO, 0, 0.8, 42, tr, ho, &a, &b));
     CHECK_EQ_INT(a + b, 1000);
     CHECK(a > 740 && a < 860); /* binomial(1000, 0.8): 6 sigma */
     CHECK_EQ_INT(count_lines(tr), a);
     CHECK_EQ_INT(count_lines(ho), b);
     /* the same seed gives the same split */
-    CHECK_OK(corpus_split(in, CORPUS_AUTO, 0.8, 42, tr2, ho2, &a, &b));
+    CHECK_OK(corpus_split(in, CORPUS_AUTO, 0, 0.8, 42, tr2, ho2, &a, &b));
     char *x, *y;
     size_t lx, ly;
     CHECK_OK(file_read_all(tr, &x, &lx));
@@ -151,10 +151,10 @@ static void test_split(void) {
     CHECK(lx == ly && memcmp(x, y, lx) == 0);
     free(x);
     free(y);
-    CHECK_EQ_INT(corpus_split(in, CORPUS_AUTO, 1.5, 1, tr, ho, &a, &b), KN_EINVAL);
+    CHECK_EQ_INT(corpus_split(in, CORPUS_AUTO, 0, 1.5, 1, tr, ho, &a, &b), KN_EINVAL);
     /* WikiExtractor documents move whole */
     const char *wiki = "<doc id=\"1\" title=\"가\">\n가\n첫 문단.\n둘째 문단.\n</doc>\n<doc id=\"2\" title=\"나\">\n나\n셋째 문단.\n</doc>\n";
-    CHECK_OK(corpus_split(write_tmp("w.txt", wiki, strlen(wiki)), CORPUS_AUTO, 0.5, 7, tr, ho, &a, &b));
+    CHECK_OK(corpus_split(write_tmp("w.txt", wiki, strlen(wiki)), CORPUS_AUTO, 0, 0.5, 7, tr, ho, &a, &b));
     CHECK_EQ_INT(a + b, 2);
     CHECK_EQ_INT(count_lines(tr) + count_lines(ho), 9);
 }
@@ -177,7 +177,7 @@ static void test_split_write_fails(void) {
     limited.rlim_cur = 4096;
     signal(SIGXFSZ, SIG_IGN); /* a write past the limit then fails with EFBIG instead of killing us */
     CHECK(setrlimit(RLIMIT_FSIZE, &limited) == 0);
-    int rc = corpus_split(in, CORPUS_AUTO, 0.5, 3, tr, ho, &a, &b);
+    int rc = corpus_split(in, CORPUS_AUTO, 0, 0.5, 3, tr, ho, &a, &b);
     CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
     signal(SIGXFSZ, SIG_DFL);
     CHECK_EQ_INT(rc, KN_EIO);
@@ -199,6 +199,57 @@ static void test_split_write_fails(void) {
     CHECK_EQ_INT(file_temp_path(tmp, sizeof tmp, "folder/"), KN_EINVAL);
 }
 
+/* Tokenizing (build, ppl) and splitting refuse the same inputs, with the same message. */
+static void test_readers_refuse_the_same(void) {
+    static const struct {
+        const char *name, *text;
+        size_t len;
+        const char *message;
+    } bad[] = {
+        {"nul.txt", "첫 줄\n둘\0째 줄\n", 20, "nul.txt:2: a NUL byte at byte offset 3: a binary file, not UTF-8 text"},
+        {"unclosed.txt", "<doc id=\"1\" title=\"가\">\n가\n본문.\n</doc>\n<doc id=\"2\" title=\"나\">\n나\n잘린 본문.\n", 0,
+         "unclosed.txt: the <doc> of line 5 is never closed"},
+        {"nested.txt", "<doc id=\"1\" title=\"가\">\n본문.\n<doc id=\"2\" title=\"나\">\n본문.\n</doc>\n", 0,
+         "nested.txt:3: a <doc> opens while the <doc> of line 1 is still open"},
+        {"utf8.txt", "좋은 줄\n셋째 \xff 줄\n", 0, "utf8.txt:2: invalid UTF-8 at byte offset 7 (byte 0xFF)"},
+    };
+    char tr[256], ho[256];
+    snprintf(tr, sizeof tr, "%s/t.txt", dir);
+    snprintf(ho, sizeof ho, "%s/h.txt", dir);
+    CorpusOptions o = {CORPUS_AUTO, 1, 0, 0};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *path = write_tmp(bad[i].name, bad[i].text, bad[i].len ? bad[i].len : strlen(bad[i].text));
+        int32_t *ids = NULL;
+        int64_t n = 0, a, b;
+        CHECK_EQ_INT(corpus_tokenize_all(tk, path, &o, &ids, &n, NULL), KN_EFORMAT);
+        CHECK_MSG(strstr(kn_errmsg(), bad[i].message) != NULL, "tokenize: %s", kn_errmsg());
+        CHECK_EQ_INT(corpus_split(path, CORPUS_AUTO, 0, 0.5, 1, tr, ho, &a, &b), KN_EFORMAT);
+        CHECK_MSG(strstr(kn_errmsg(), bad[i].message) != NULL, "split: %s", kn_errmsg());
+    }
+    /* invalid UTF-8 passes both with the flag; a NUL byte passes neither */
+    const char *path = write_tmp("utf8.txt", bad[3].text, strlen(bad[3].text));
+    int32_t *ids = NULL;
+    int64_t n = 0, a, b;
+    o.flags = CORPUS_REPLACE_INVALID_UTF8;
+    CHECK_OK(corpus_tokenize_all(tk, path, &o, &ids, &n, NULL));
+    free(ids);
+    CHECK_OK(corpus_split(path, CORPUS_AUTO, CORPUS_REPLACE_INVALID_UTF8, 0.5, 1, tr, ho, &a, &b));
+    CHECK_EQ_INT(a + b, 2);
+    path = write_tmp("nul.txt", bad[0].text, bad[0].len);
+    CHECK_EQ_INT(corpus_tokenize_all(tk, path, &o, &ids, &n, NULL), KN_EFORMAT);
+    CHECK_EQ_INT(corpus_split(path, CORPUS_AUTO, CORPUS_REPLACE_INVALID_UTF8, 0.5, 1, tr, ho, &a, &b), KN_EFORMAT);
+    /* a stream cut by max_tokens inside a <doc> is not an unclosed <doc> */
+    path = write_tmp("unclosed.txt", bad[1].text, strlen(bad[1].text));
+    o.max_tokens = 3;
+    CHECK_OK(corpus_tokenize_all(tk, path, &o, &ids, &n, NULL));
+    CHECK_EQ_INT(n, 3);
+    free(ids);
+    /* no document at all: the split has nothing to split (tokenizing gives 0 tokens, which build refuses) */
+    path = write_tmp("blank.txt", "\n  \n\t\n", 6);
+    CHECK_EQ_INT(corpus_split(path, CORPUS_AUTO, 0, 0.5, 1, tr, ho, &a, &b), KN_EINVAL);
+    CHECK_MSG(strstr(kn_errmsg(), "blank.txt: holds no documents") != NULL, "%s", kn_errmsg());
+}
+
 int main(void) {
     strcpy(dir, "/tmp/knnlm-test-corpus-XXXXXX");
     if (!mkdtemp(dir) || tokenizer_load(&tk, "tests/data/tokenizer/tokenizer.json") != KN_OK) {
@@ -212,6 +263,7 @@ int main(void) {
     RUN(test_invalid_utf8);
     RUN(test_split);
     RUN(test_split_write_fails);
+    RUN(test_readers_refuse_the_same);
     tokenizer_free(tk);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -120,6 +120,43 @@ static void run(const char *index_name, int nprobe, int exact, Check *c, const i
     dstore_close(ds);
 }
 
+/* An index whose ids point past the datastore (as many vectors, ids shifted by N: written for another
+ * datastore, or damaged) stops the evaluation with an error naming the index, before any value is read. */
+static void test_ids_past_datastore(const int32_t *text, int64_t n) {
+    Dstore *ds;
+    Gpt2 *m;
+    KnnIndex *ix = NULL;
+    char path[128];
+    snprintf(path, sizeof path, "%s/ds", dir);
+    CHECK_OK(dstore_open(&ds, path));
+    CHECK_OK(gpt2_load(&m, MODEL, NULL));
+    const int64_t N = dstore_size(ds);
+    float *keys = malloc((size_t)N * dstore_dim(ds) * sizeof(float));
+    dstore_keys(ds, 0, N, keys);
+    CHECK_OK(index_create(&ix, dstore_dim(ds), "IDMap,Flat"));
+    CHECK_OK(index_add_range(ix, N, N, dstore_dim(ds), keys));
+    EvalOptions o;
+    evaluate_defaults(&o);
+    o.window = 64;
+    o.stride = 32;
+    o.index = ix;
+    o.dstore = ds;
+    o.k = K;
+    Check c = {0};
+    c.ds = ds;
+    c.stream = text;
+    for (int exact = 0; exact < 2; exact++) {
+        o.exact_distances = exact;
+        CHECK_EQ_INT(evaluate(m, text, n, &o, check_tokens, &c, NULL, NULL), KN_EFORMAT);
+        CHECK_MSG(strstr(kn_errmsg(), "index 'IDMap,Flat': search returned id ") && strstr(kn_errmsg(), "outside the datastore's"), "%s", kn_errmsg());
+        CHECK_EQ_INT(c.tokens, 0);
+    }
+    free(keys);
+    index_free(ix);
+    gpt2_free(m);
+    dstore_close(ds);
+}
+
 int main(void) {
     strcpy(dir, "/tmp/knnlm-test-eval-XXXXXX");
     if (!mkdtemp(dir)) return 1;
@@ -173,6 +210,7 @@ int main(void) {
     Check approx;
     run("pq.faiss", 16, 0, &approx, text, 600);
     CHECK_MSG(approx.dist_errors > 0, "PQ distances should be approximate (worst relative error %.3g)", approx.worst_rel);
+    test_ids_past_datastore(text, 600);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "cleanup failed\n");

@@ -10,7 +10,8 @@
 
 #include <signal.h>
 
-/* Exit codes: 0 ok, 1 failure (the message says why), 2 bad usage, 130 stopped by a signal. */
+/* Exit codes: 0 ok, 1 failure (the message says why), 2 bad usage, 128 + N stopped by signal N (SIGINT 130,
+ * SIGTERM 143, as a shell reports a process the signal killed); EXIT_STOPPED when the signal is unknown. */
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOPPED = 130 };
 
 int cmd_tokenize(int argc, char **argv);
@@ -38,6 +39,7 @@ typedef struct {
 
 void cli_monitor_init(CliMonitor *m, int quiet);
 void cli_catch_signals(void);
+/* 0, or the number of the first SIGINT/SIGTERM that arrived (cli_fail turns it into the exit code). */
 extern volatile sig_atomic_t cli_stop_requested;
 
 #endif

@@ -136,6 +136,44 @@ static int datastore_merge(int argc, char **argv) {
     return EXIT_OK;
 }
 
+static void print_file(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    for (int c; f && (c = fgetc(f)) != EOF;) putchar(c);
+    if (f) fclose(f);
+}
+
+/* `datastore info` on a folder whose build has not finished: how far it got (from build.json). Returns 0,
+ * leaving the caller's error message alone, when the folder holds no build in progress. */
+static int show_unfinished(const char *dir, int json) {
+    char why[1024];
+    snprintf(why, sizeof why, "%s", kn_errmsg());
+    DstoreBuildProgress p;
+    if (dstore_build_progress(dir, &p) != KN_OK) {
+        kn_error(KN_EINVAL, "%s", why); /* the reason dstore_open gave is the one to report */
+        return 0;
+    }
+    const DstoreManifest *m = &p.settings;
+    if (json) {
+        print_file(dir, "build.json");
+    } else {
+        printf("datastore   %s: unfinished build (run the same datastore build command to resume it)\n", dir);
+        if (p.entries_done >= 0)
+            printf("progress    %lld of %lld entries (%.1f %%) from %lld tokens\n", (long long)p.entries_done, (long long)m->entries,
+                   m->entries ? 100.0 * (double)p.entries_done / (double)m->entries : 100.0, (long long)m->tokens);
+        else
+            printf("progress    %s\n", p.tokens_written ? "corpus tokenized; no keys yet" : "tokenization not finished; no keys yet");
+        printf("key         %s (%s forward pass), dtype %s\nwindow      %d, stride %d\nmodel       %s (weights %s, %d layers, vocab %d)\n"
+               "corpus      %s (%s, hash %s)\n",
+               m->key, m->precision, m->dtype == NPY_F16 ? "float16" : "float32", m->window, m->stride, m->model, m->weights_hash, m->n_layer,
+               m->vocab_size, m->corpus, m->corpus_format, m->corpus_hash);
+        if (m->shard_count > 1) printf("shard       %d of %d\n", m->shard_index, m->shard_count);
+    }
+    manifest_free(&p.settings);
+    return 1;
+}
+
 static int datastore_info(int argc, char **argv, int verify) {
     int quiet, json = 0;
     const ArgOpt opts[] = {{"--json", ARG_FLAG, &json, NULL, "print the manifest as JSON", 0}, {0}};
@@ -155,14 +193,11 @@ static int datastore_info(int argc, char **argv, int verify) {
     }
     Dstore *ds;
     int rc = dstore_open(&ds, rest[0]);
+    if (rc != KN_OK && !verify && show_unfinished(rest[0], json)) return EXIT_OK;
     if (rc != KN_OK) return cli_fail(cmd, rc);
     const DstoreManifest *m = dstore_manifest(ds);
     if (!verify && json) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/manifest.json", rest[0]);
-        FILE *f = fopen(path, "rb");
-        for (int c; f && (c = fgetc(f)) != EOF;) putchar(c);
-        if (f) fclose(f);
+        print_file(rest[0], "manifest.json");
     } else if (!verify) {
         double gib = (double)m->entries * m->dim * npy_dtype_size(m->dtype) / 1073741824.0;
         printf("datastore   %s\nentries     %lld (stream entries %lld..%lld of %lld tokens)\nkeys        %s [%lld, %d], %.2f GiB\n"
@@ -217,7 +252,7 @@ int cmd_corpus(int argc, char **argv) {
     }
     const char *corpus = NULL, *train_out = NULL, *heldout_out = NULL, *format = "auto";
     double train = 0.8;
-    int seed = 0, force = 0, quiet;
+    int seed = 0, force = 0, replace = 0, quiet;
     const ArgOpt opts[] = {
         {"--corpus", ARG_STR, &corpus, "FILE", "one document per line, or WikiExtractor <doc> output", 1},
         {"--train-out", ARG_STR, &train_out, "FILE", "where the training documents go (the datastore's corpus)", 1},
@@ -226,6 +261,7 @@ int cmd_corpus(int argc, char **argv) {
         {"--seed", ARG_INT, &seed, "S", "random seed (default 0): the same seed gives the same split", 0},
         {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
         {"--force", ARG_FLAG, &force, NULL, "replace --train-out / --heldout-out if they exist (never an input)", 0},
+        {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "let invalid UTF-8 through (copied as it is; build and ppl need the flag too)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm corpus split", "Splits a corpus by whole documents, each drawn to train with probability --train.",
@@ -244,7 +280,7 @@ int cmd_corpus(int argc, char **argv) {
     if (rc == KN_OK) rc = outplan_check(plan);
     outplan_free(plan);
     if (rc == KN_OK) rc = corpus_format_parse(format, &fmt);
-    if (rc == KN_OK) rc = corpus_split(corpus, fmt, train, (uint64_t)seed, train_out, heldout_out, &ntrain, &nheld);
+    if (rc == KN_OK) rc = corpus_split(corpus, fmt, replace ? CORPUS_REPLACE_INVALID_UTF8 : 0, train, (uint64_t)seed, train_out, heldout_out, &ntrain, &nheld);
     if (rc != KN_OK) return cli_fail("corpus split", rc);
     printf("%lld documents to %s, %lld to %s\n", (long long)ntrain, train_out, (long long)nheld, heldout_out);
     return EXIT_OK;

@@ -4,7 +4,6 @@
 
 #include "dstore/corpus.h"
 #include "knnlm/evaluate.h"
-#include "knnlm/exactsum.h"
 #include "util/clock.h"
 #include "util/error.h"
 #include "util/file.h"
@@ -13,18 +12,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-
-typedef struct {
-    ExactSum nll;
-    int64_t count;
-} PplSum;
-
-static int add_tokens(void *ctx, const ScoredToken *t, int n) {
-    PplSum *s = ctx;
-    for (int i = 0; i < n; i++) exactsum_add(&s->nll, -t[i].lm_log_prob);
-    s->count += n;
-    return KN_OK;
-}
 
 int cmd_ppl(int argc, char **argv) {
     const char *model_dir = NULL, *weights = NULL, *text = NULL, *format = "auto";
@@ -72,18 +59,18 @@ int cmd_ppl(int argc, char **argv) {
     if (eos < 0) rc = kn_error(KN_EFORMAT, "%s: config.json has no eos_token_id and the tokenizer no </s>", model_dir);
     if (rc == KN_OK) rc = corpus_tokenize_all(tk, text, &co, &ids, &n, NULL);
     if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; perplexity needs at least 2", text, (long long)n);
-    PplSum sum = {0};
+    LmPerplexity r;
     double t0 = kn_seconds();
-    if (rc == KN_OK) rc = evaluate(m, ids, n, &eo, add_tokens, &sum, &mon.monitor, NULL);
+    if (rc == KN_OK) rc = evaluate_lm_perplexity(m, ids, n, &eo, &mon.monitor, &r);
+    if (rc != KN_OK && rc != KN_EINTR) kn_error_wrap(rc, "%s", text);
     double secs = kn_seconds() - t0;
     if (rc == KN_OK) {
-        double nll = exactsum_value(&sum.nll) / (double)sum.count, ppl = exp(nll);
         if (json)
-            printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g, \"window\": %d, \"stride\": %d, \"seconds\": %.3f}\n", (long long)sum.count, nll, ppl,
-                   eo.window, eo.stride, secs);
+            printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g, \"window\": %d, \"stride\": %d, \"seconds\": %.3f}\n", (long long)r.tokens, r.nll,
+                   r.ppl, eo.window, eo.stride, secs);
         else
             printf("%s: %lld tokens predicted, window %d, stride %d: mean NLL %.6f, perplexity %.4f (%.1f s, %.0f tokens/s)\n", text,
-                   (long long)sum.count, eo.window, eo.stride, nll, ppl, secs, secs > 0 ? sum.count / secs : 0.0);
+                   (long long)r.tokens, eo.window, eo.stride, r.nll, r.ppl, secs, secs > 0 ? r.tokens / secs : 0.0);
     }
     free(ids);
     tokenizer_free(tk);

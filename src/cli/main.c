@@ -17,9 +17,9 @@
 
 volatile sig_atomic_t cli_stop_requested = 0;
 
+/* Records which signal arrived (the first one), so that the exit code can say it: 128 + its number. */
 static void on_signal(int sig) {
-    (void)sig;
-    cli_stop_requested = 1;
+    if (!cli_stop_requested) cli_stop_requested = sig;
 }
 
 void cli_catch_signals(void) {
@@ -47,7 +47,9 @@ int cli_load_model(const char *model_dir, const char *weights, Gpt2 **model, Tok
 
 int cli_fail(const char *command, int rc) {
     fprintf(stderr, "knnlm %s: %s\n", command, kn_errmsg());
-    return rc == KN_EINTR ? EXIT_STOPPED : EXIT_FAIL;
+    if (rc != KN_EINTR) return EXIT_FAIL;
+    /* the shell's convention: 128 + the signal that stopped us (SIGINT 130, SIGTERM 143) */
+    return cli_stop_requested > 0 ? 128 + cli_stop_requested : EXIT_STOPPED;
 }
 
 static void on_begin(void *ctx, const char *what, const char *unit, uint64_t total, uint64_t done) {

@@ -41,7 +41,7 @@ typedef struct {
     Gpt2 *model;
     Tokenizer *tk;
     DstoreManifest man;          /* the wanted settings, then what the files hold */
-    char build_path[PATH_MAX], manifest_path[PATH_MAX], tokens_path[PATH_MAX], keys_path[PATH_MAX], vals_path[PATH_MAX];
+    char build_path[PATH_MAX], manifest_path[PATH_MAX], tokens_path[PATH_MAX], keys_path[PATH_MAX], vals_path[PATH_MAX], lock_path[PATH_MAX];
     int lock_fd, tokens_fd, keys_fd;
     int64_t done;                /* entries whose keys are on disk (relative to entry_begin) */
     int64_t w_begin, w_end;      /* this shard's windows */
@@ -79,8 +79,9 @@ static int wanted_settings(Build *b) {
     return rc;
 }
 
-/* Decides what the folder holds: nothing (a new build), this build in progress, this datastore finished, or
- * something else (refused). Sets b->done: -1 (start from tokenization), >= 0 (resume), or -2 (complete). */
+/* Decides what the folder holds: nothing (a new build), this build in progress, a build with other settings
+ * that has no keys yet (taken over), this datastore finished, or something else (refused). Sets b->done: -1
+ * (start from tokenization), >= 0 (resume), or -2 (complete). */
 static int inspect_folder(Build *b) {
     const char *dir = b->opt->out_dir;
     if (file_exists(b->manifest_path)) {
@@ -92,17 +93,28 @@ static int inspect_folder(Build *b) {
         b->done = -2;
         return KN_OK;
     }
+    const char *ours[] = {b->tokens_path, b->keys_path, b->vals_path};
     if (file_exists(b->build_path)) {
         DstoreManifest have;
         int rc = manifest_read(&have, b->build_path);
+        if (rc == KN_OK) rc = manifest_read_extra(b->build_path, "entries_done", &b->done);
         if (rc == KN_OK) rc = manifest_same_settings(&have, &b->man, dir);
         manifest_free(&have);
-        if (rc != KN_OK) return kn_error_wrap(rc, "refusing to mix a build in progress with other settings (use another --out, or delete %s to start over)", dir);
-        return manifest_read_extra(b->build_path, "entries_done", &b->done);
+        if (rc == KN_OK) return KN_OK;
+        if (rc != KN_EMISMATCH || b->done > 0)
+            return kn_error_wrap(rc, "refusing to mix a build in progress with other settings (use another --out, or delete %s to start over)", dir);
+        /* A build that stopped before its first key (bad input, a full disk, a signal during tokenization)
+         * holds nothing worth keeping: a corrected command takes the folder over rather than making the
+         * user delete it. Its files are ours (build.json says so); tokens.npy may come from other input. */
+        char tmp[PATH_MAX + 8];
+        snprintf(tmp, sizeof tmp, "%s.tmp", b->tokens_path);
+        unlink(tmp);
+        for (int i = 0; i < 3; i++)
+            if (unlink(ours[i]) != 0 && errno != ENOENT) return kn_error_errno("%s: cannot remove the unstarted build's file", ours[i]);
+    } else {
+        for (int i = 0; i < 3; i++)
+            if (file_exists(ours[i])) return kn_error(KN_EINVAL, "%s: exists without a build.json or manifest.json; refusing to overwrite files of unknown origin", ours[i]);
     }
-    const char *ours[] = {b->tokens_path, b->keys_path, b->vals_path};
-    for (int i = 0; i < 3; i++)
-        if (file_exists(ours[i])) return kn_error(KN_EINVAL, "%s: exists without a build.json or manifest.json; refusing to overwrite files of unknown origin", ours[i]);
     b->done = -1;
     return write_checkpoint(b);
 }
@@ -300,6 +312,7 @@ static int finish(Build *b) {
     int rc = fsync(b->keys_fd) == 0 ? KN_OK : kn_error_errno("%s: fsync failed", b->keys_path);
     if (rc == KN_OK) rc = hash_file(b->keys_path, b->man.keys_hash);
     if (rc == KN_OK) rc = hash_file(b->vals_path, b->man.vals_hash);
+    if (rc == KN_OK) rc = hash_file(b->tokens_path, b->man.tokens_hash);
     if (rc == KN_OK) rc = manifest_write(&b->man, b->manifest_path, NULL, 0);
     if (rc == KN_OK && unlink(b->build_path) != 0) rc = kn_error_errno("%s: cannot remove", b->build_path);
     if (rc == KN_OK) {
@@ -323,7 +336,10 @@ static int check_options(const DstoreBuildOptions *o) {
     return KN_OK;
 }
 
-/* Paths, the folder and its lock. */
+/* Paths, the folder and its lock. The lock file exists only while a build holds it: the holder removes it
+ * before it lets go (release_lock), so a finished or failed build leaves no .lock behind. A build that
+ * opened the file just before the holder removed it would then lock a file nobody else sees: after taking
+ * the lock it checks that the path still names the file it locked, and starts over if not. */
 static int open_folder(Build *b) {
     const char *dir = b->opt->out_dir;
     int rc = file_mkdirs(dir);
@@ -332,13 +348,29 @@ static int open_folder(Build *b) {
     if (rc == KN_OK) rc = path_join(b->tokens_path, sizeof b->tokens_path, dir, "tokens.npy");
     if (rc == KN_OK) rc = path_join(b->keys_path, sizeof b->keys_path, dir, "keys.npy");
     if (rc == KN_OK) rc = path_join(b->vals_path, sizeof b->vals_path, dir, "vals.npy");
-    char lock[PATH_MAX];
-    if (rc == KN_OK) rc = path_join(lock, sizeof lock, dir, ".lock");
+    if (rc == KN_OK) rc = path_join(b->lock_path, sizeof b->lock_path, dir, ".lock");
     if (rc != KN_OK) return rc;
-    b->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (b->lock_fd < 0) return kn_error_errno("%s: cannot create lock file", lock);
-    if (flock(b->lock_fd, LOCK_EX | LOCK_NB) != 0) return kn_error(KN_EINVAL, "%s: another datastore build is running in this folder", dir);
-    return KN_OK;
+    for (;;) {
+        int fd = open(b->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) return kn_error_errno("%s: cannot create lock file", b->lock_path);
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            close(fd);
+            return kn_error(KN_EINVAL, "%s: another datastore build is running in this folder", dir);
+        }
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(b->lock_path, &named) == 0 && held.st_ino == named.st_ino && held.st_dev == named.st_dev) {
+            b->lock_fd = fd;
+            return KN_OK;
+        }
+        close(fd); /* the previous holder removed it as we opened it: take the new one */
+    }
+}
+
+static void release_lock(Build *b) {
+    if (b->lock_fd < 0) return;
+    unlink(b->lock_path); /* while still holding it: see open_folder */
+    close(b->lock_fd);
+    b->lock_fd = -1;
 }
 
 int dstore_build(const DstoreBuildOptions *o, const KnMonitor *mon, DstoreBuildReport *rep) {
@@ -390,9 +422,24 @@ int dstore_build(const DstoreBuildOptions *o, const KnMonitor *mon, DstoreBuildR
     }
     if (b.tokens_fd >= 0) close(b.tokens_fd);
     if (b.keys_fd >= 0) close(b.keys_fd);
-    if (b.lock_fd >= 0) close(b.lock_fd);
+    release_lock(&b);
     tokenizer_free(b.tk);
     gpt2_free(b.model);
     manifest_free(&b.man);
+    return rc;
+}
+
+int dstore_build_progress(const char *dir, DstoreBuildProgress *p) {
+    memset(p, 0, sizeof *p);
+    char path[PATH_MAX];
+    int rc = path_join(path, sizeof path, dir, "build.json");
+    if (rc != KN_OK) return rc;
+    if (!file_exists(path)) return kn_error(KN_ENOTFOUND, "%s: no datastore build in progress (no build.json)", dir);
+    rc = manifest_read(&p->settings, path);
+    if (rc == KN_OK) rc = manifest_read_extra(path, "entries_done", &p->entries_done);
+    if (rc == KN_OK && p->entries_done > p->settings.entries)
+        rc = kn_error(KN_EFORMAT, "%s: entries_done %lld is past the %lld entries", path, (long long)p->entries_done, (long long)p->settings.entries);
+    if (rc == KN_OK && path_join(path, sizeof path, dir, "tokens.npy") == KN_OK) p->tokens_written = file_exists(path);
+    if (rc != KN_OK) manifest_free(&p->settings);
     return rc;
 }

@@ -10,7 +10,9 @@
  *    deterministic and every key is rewritten at its fixed offset). A stop request (*monitor->stop) makes it
  *    save a checkpoint and return KN_EINTR. manifest.json appears only when the build is complete.
  *  - refusing to mix: a folder that holds a datastore or a build made with other settings is refused with a
- *    message naming the setting that differs; files of unknown origin are never overwritten.
+ *    message naming the setting that differs; files of unknown origin are never overwritten. A build that
+ *    stopped before its first key (e.g. on invalid UTF-8) holds nothing worth keeping: a command with other
+ *    settings takes that folder over. The folder's .lock exists only while a build runs.
  *  - disk space is checked before the first key is computed; a full disk later is reported as KN_ENOSPC, and
  *    the last checkpoint stays valid for a resume.
  *  - precision: GPT2_BF16 roughly doubles the speed on CPUs with AVX512_BF16 at the cost of ~0.2-0.5 % key
@@ -21,6 +23,7 @@
 #define KN_BUILD_H
 
 #include "dstore/corpus.h"
+#include "dstore/manifest.h"
 #include "model/gpt2.h"
 #include "util/monitor.h"
 #include "util/npy.h"
@@ -56,5 +59,16 @@ typedef struct {
 void dstore_build_defaults(DstoreBuildOptions *opt);
 
 int dstore_build(const DstoreBuildOptions *opt, const KnMonitor *monitor, DstoreBuildReport *report);
+
+/* How far the unfinished build in dir got, from its build.json: the settings (manifest fields: tokens and
+ * entries are 0 until tokenization is done) and entries_done (-1: tokenization not finished). */
+typedef struct {
+    DstoreManifest settings;        /* free with manifest_free */
+    int64_t entries_done;
+    int tokens_written;             /* tokens.npy is there (tokenization finished) */
+} DstoreBuildProgress;
+
+/* KN_ENOTFOUND when dir holds no build.json (no build, or a finished one). */
+int dstore_build_progress(const char *dir, DstoreBuildProgress *progress);
 
 #endif

@@ -2,6 +2,7 @@
  * in parallel, then passed to the sink in file order. */
 #include "dstore/corpus.h"
 
+#include "tokenizer/utf8.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/rng.h"
@@ -26,7 +27,7 @@ typedef struct {
 /* What the line classifier remembers between lines (WikiExtractor blocks span blocks of the file). */
 typedef struct {
     CorpusFormat format;
-    int in_doc;
+    int64_t doc_line;    /* the line of the <doc> that is open, 0 when none is */
     int expect_title;    /* the next non-blank line may repeat the title */
     char title[512];
 } LineState;
@@ -69,18 +70,18 @@ static void doc_title(const char *s, size_t n, char *out, size_t cap) {
 }
 
 /* Returns 1 if the line is a paragraph to tokenize. */
-static int classify_line(LineState *st, const char *s, size_t n) {
+static int classify_line(LineState *st, int64_t line, const char *s, size_t n) {
     if (is_blank(s, n)) return 0;
     if (st->format == CORPUS_AUTO) st->format = starts_with(s, n, "<doc ") ? CORPUS_WIKIEXTRACTOR : CORPUS_LINES;
     if (st->format == CORPUS_LINES) return 1;
     if (starts_with(s, n, "<doc ") && s[n - 1] == '>') {
-        st->in_doc = 1;
+        st->doc_line = line;
         st->expect_title = 1;
         doc_title(s, n, st->title, sizeof st->title);
         return 0;
     }
     if (n == 6 && memcmp(s, "</doc>", 6) == 0) {
-        st->in_doc = 0;
+        st->doc_line = 0;
         return 0;
     }
     if (st->expect_title) {
@@ -88,6 +89,36 @@ static int classify_line(LineState *st, const char *s, size_t n) {
         if (strlen(st->title) == n && memcmp(s, st->title, n) == 0) return 0;
     }
     return 1;
+}
+
+/* Every reader of a corpus (tokenizing it for build and ppl, splitting it) goes through this, so that they
+ * all refuse the same input. Classifies line number `line` (s[0..n), without its "\n" or "\r") as
+ * classify_line does, after checking it: a NUL byte means a binary file, not text; a <doc> opened while
+ * another is still open means a missing </doc>; invalid UTF-8 in a paragraph is an error unless flags has
+ * CORPUS_REPLACE_INVALID_UTF8. Returns 1 (a paragraph), 0 (a line to skip) or a KN_E* code naming path:line. */
+static int read_line(LineState *st, const char *path, int64_t line, const char *s, size_t n, unsigned flags) {
+    const char *nul = memchr(s, '\0', n);
+    if (nul) return kn_error(KN_EFORMAT, "%s:%lld: a NUL byte at byte offset %td: a binary file, not UTF-8 text", path, (long long)line, nul - s);
+    int64_t open_doc = st->doc_line;
+    int r = classify_line(st, line, s, n);
+    if (open_doc && st->doc_line == line)
+        return kn_error(KN_EFORMAT, "%s:%lld: a <doc> opens while the <doc> of line %lld is still open (a </doc> is missing)", path, (long long)line,
+                        (long long)open_doc);
+    if (r == 1 && !(flags & CORPUS_REPLACE_INVALID_UTF8)) {
+        size_t bad = utf8_find_invalid(s, n);
+        if (bad < n)
+            return kn_error(KN_EFORMAT, "%s:%lld: invalid UTF-8 at byte offset %zu (byte 0x%02X) (pass --replace-invalid-utf8 to read it as U+FFFD, i.e. <unk>)", path,
+                            (long long)line, bad, (unsigned)(uint8_t)s[bad]);
+    }
+    return r;
+}
+
+/* At the end of the whole file (not of a stream cut by max_tokens): a <doc> that never closes is a truncated
+ * WikiExtractor file. */
+static int read_end(const LineState *st, const char *path) {
+    if (st->doc_line)
+        return kn_error(KN_EFORMAT, "%s: the <doc> of line %lld is never closed (no </doc> before the end of the file: truncated?)", path, (long long)st->doc_line);
+    return KN_OK;
 }
 
 /* Tokenizes the block's paragraphs in parallel into out[i]; on failure returns the error of the earliest
@@ -132,7 +163,7 @@ int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *
     size_t have = 0;          /* bytes in buf */
     int64_t line = 0, tokens = 0;
     uint64_t bytes_read = 0;
-    int eof = 0;
+    int eof = 0, cut = 0;     /* cut: stopped at max_tokens, before the end of the file */
     while (rc == KN_OK && !eof) {
         if (have == cap) { /* a line longer than the buffer: grow it rather than cut the line */
             char *bigger = realloc(buf, cap * 2);
@@ -165,7 +196,12 @@ int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *
             size_t end = nl ? (size_t)(nl - buf) : usable, len = end - at;
             line++;
             if (len && buf[at + len - 1] == '\r') len--;
-            if (classify_line(&ls, buf + at, len)) {
+            int is_paragraph = read_line(&ls, path, line, buf + at, len, opt->flags);
+            if (is_paragraph < 0) {
+                rc = is_paragraph;
+                break;
+            }
+            if (is_paragraph) {
                 if (npars == max_pars) {
                     size_t more = max_pars ? max_pars * 2 : 4096;
                     Paragraph *p2 = realloc(pars, more * sizeof *pars);
@@ -193,7 +229,7 @@ int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *
             size_t n = ids[i].len;
             if (opt->max_tokens > 0 && tokens + (int64_t)n >= opt->max_tokens) {
                 n = (size_t)(opt->max_tokens - tokens);
-                eof = 1;
+                eof = cut = 1;
             }
             rc = sink(sink_ctx, ids[i].data, n);
             tokens += (int64_t)n;
@@ -204,6 +240,7 @@ int corpus_tokenize(const Tokenizer *tk, const char *path, const CorpusOptions *
         memmove(buf, buf + usable, have - usable);
         have -= usable;
     }
+    if (rc == KN_OK && !cut) rc = read_end(&ls, path);
     for (size_t i = 0; i < max_pars; i++) idvec_free(&ids[i]);
     free(ids);
     free(pars);
@@ -234,12 +271,17 @@ int corpus_tokenize_all(const Tokenizer *tk, const char *path, const CorpusOptio
     return KN_OK;
 }
 
-int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint64_t seed, const char *train_path,
+int corpus_split(const char *path, CorpusFormat fmt, unsigned flags, double train_fraction, uint64_t seed, const char *train_path,
                  const char *heldout_path, int64_t *n_train, int64_t *n_heldout) {
     *n_train = *n_heldout = 0;
     if (!(train_fraction > 0 && train_fraction < 1)) return kn_error(KN_EINVAL, "--train %g: must be between 0 and 1 (exclusive)", train_fraction);
     FILE *in = fopen(path, "rb");
     if (!in) return kn_error_errno("%s: cannot open corpus", path);
+    struct stat st;
+    if (fstat(fileno(in), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(in);
+        return kn_error(KN_EINVAL, "%s: is a directory, expected a text file", path);
+    }
     /* Both parts go to temporaries renamed into place only at the end: a failure leaves no partial file. */
     FileOut out[2] = {{0}, {0}};
     int rc = file_out_open(&out[0], train_path);
@@ -248,12 +290,19 @@ int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint
     size_t cap = 0;
     ssize_t len;
     int64_t lineno = 0;
+    LineState ls = {.format = fmt};
     FileOut *dst = NULL; /* the current document's file (WikiExtractor blocks span lines) */
     while (rc == KN_OK && (len = getline(&line, &cap, in)) >= 0) {
         lineno++;
-        if (fmt == CORPUS_AUTO && !is_blank(line, (size_t)len - (line[len - 1] == '\n')))
-            fmt = starts_with(line, (size_t)len, "<doc ") ? CORPUS_WIKIEXTRACTOR : CORPUS_LINES;
-        int starts_doc = fmt == CORPUS_LINES ? !is_blank(line, (size_t)len - (line[len - 1] == '\n')) : starts_with(line, (size_t)len, "<doc ");
+        size_t n = (size_t)len;
+        if (n && line[n - 1] == '\n') n--;
+        if (n && line[n - 1] == '\r') n--;
+        int is_paragraph = read_line(&ls, path, lineno, line, n, flags);
+        if (is_paragraph < 0) {
+            rc = is_paragraph;
+            break;
+        }
+        int starts_doc = ls.format == CORPUS_LINES ? is_paragraph : ls.doc_line == lineno;
         if (starts_doc) {
             int train = splitmix64_unit(&seed) < train_fraction;
             dst = &out[train ? 0 : 1];
@@ -261,9 +310,11 @@ int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint
         }
         if (!dst) continue; /* text before the first WikiExtractor document, or blank lines at the top */
         if (fwrite(line, 1, (size_t)len, dst->f) != (size_t)len) rc = file_out_write_error(dst);
-        if (fmt == CORPUS_LINES) dst = NULL;
+        if (ls.format == CORPUS_LINES) dst = NULL;
     }
     if (rc == KN_OK && ferror(in)) rc = kn_error_errno("%s: read failed at line %lld", path, (long long)lineno);
+    if (rc == KN_OK) rc = read_end(&ls, path);
+    if (rc == KN_OK && *n_train + *n_heldout == 0) rc = kn_error(KN_EINVAL, "%s: holds no documents (it is empty or blank)", path);
     free(line);
     fclose(in);
     for (int i = 0; i < 2; i++) {

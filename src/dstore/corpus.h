@@ -7,7 +7,9 @@
  *    title as the first line) and every other line is a paragraph.
  * In both, blank lines (only spaces/tabs) are skipped rather than turned into an empty paragraph (a lone
  * </s>), and a trailing "\r" is removed, so CRLF files read like LF files. Invalid UTF-8 is an error naming
- * the file and line unless CORPUS_REPLACE_INVALID_UTF8 turns it into U+FFFD (then <unk>).
+ * the file and line unless CORPUS_REPLACE_INVALID_UTF8 turns it into U+FFFD (then <unk>). Always refused: a
+ * NUL byte (a binary file), and in WikiExtractor layout a <doc> that is not closed by </doc> (before the next
+ * <doc>, or before the end of the file).
  *
  * Tokenization runs in parallel over blocks of lines (OpenMP), in bounded memory, and the stream comes out
  * in order, so a corpus of any size can be streamed into a file. */
@@ -51,9 +53,11 @@ int corpus_format_parse(const char *name, CorpusFormat *fmt);
 
 /* Splits a corpus by whole documents (lines, or WikiExtractor <doc> blocks) into train_path and
  * heldout_path: each document goes to train with probability train_fraction, decided by a seeded generator,
- * so the same seed gives the same split. Counts of documents written go to *n_train / *n_heldout. Both files
- * are written under temporary names and renamed into place only when all went well (see FileOut). */
-int corpus_split(const char *path, CorpusFormat fmt, double train_fraction, uint64_t seed, const char *train_path,
+ * so the same seed gives the same split. Counts of documents written go to *n_train / *n_heldout. It refuses
+ * what corpus_tokenize refuses (flags: CORPUS_REPLACE_INVALID_UTF8 lets invalid UTF-8 through, unchanged), and
+ * a corpus with no document. Both files are written under temporary names and renamed into place only when
+ * all went well (see FileOut). */
+int corpus_split(const char *path, CorpusFormat fmt, unsigned flags, double train_fraction, uint64_t seed, const char *train_path,
                  const char *heldout_path, int64_t *n_train, int64_t *n_heldout);
 
 #endif

@@ -35,8 +35,9 @@ const DstoreManifest *dstore_manifest(const Dstore *ds) { return &ds->man; }
 int64_t dstore_size(const Dstore *ds) { return ds->man.entries; }
 int dstore_dim(const Dstore *ds) { return ds->man.dim; }
 
-/* Maps dir/keys.npy and dir/vals.npy and checks them against the expected rows, dim and dtype. */
-static int open_part(Part *p, const char *dir, int64_t begin, int64_t n, int dim, NpyDtype dtype) {
+/* Maps dir/keys.npy and dir/vals.npy and checks them against the expected rows, dim and dtype, and every value
+ * against the vocabulary. */
+static int open_part(Part *p, const char *dir, int64_t begin, int64_t n, int dim, NpyDtype dtype, int vocab_size) {
     char path[PATH_MAX];
     p->begin = begin;
     p->n = n;
@@ -53,6 +54,12 @@ static int open_part(Part *p, const char *dir, int64_t begin, int64_t n, int dim
     if (p->vals.dtype != NPY_I32 || p->vals.ndim != 2 || p->vals.shape[0] != n || p->vals.shape[1] != 1)
         return kn_error(KN_EMISMATCH, "%s: holds %s [%lld, %lld] but the manifest says <i4 [%lld, 1]", path, npy_dtype_descr(p->vals.dtype),
                         (long long)p->vals.shape[0], (long long)(p->vals.ndim > 1 ? p->vals.shape[1] : 0), (long long)n);
+    /* Every value is used as a token id (an index into the LM's distribution): one out of range would be read
+     * far outside it. One pass here (4 bytes a row) spares every reader a check per neighbour. */
+    const int32_t *v = p->vals.data;
+    for (int64_t r = 0; r < n; r++)
+        if (v[r] < 0 || v[r] >= vocab_size)
+            return kn_error(KN_EFORMAT, "%s: row %lld holds the value %d, outside the vocabulary [0, %d)", path, (long long)r, v[r], vocab_size);
     return KN_OK;
 }
 
@@ -77,14 +84,14 @@ int dstore_open(Dstore **out, const char *dir) {
     }
     for (int i = 0; rc == KN_OK && i < ds->nparts; i++) {
         if (!ds->man.nparts) {
-            rc = open_part(&ds->parts[0], dir, 0, ds->man.entries, ds->man.dim, ds->man.dtype);
+            rc = open_part(&ds->parts[0], dir, 0, ds->man.entries, ds->man.dim, ds->man.dtype, ds->man.vocab_size);
             break;
         }
         const DstorePart *dp = &ds->man.parts[i];
         char pdir[PATH_MAX];
         if (dp->path[0] == '/') snprintf(pdir, sizeof pdir, "%s", dp->path);
         else rc = path_join(pdir, sizeof pdir, dir, dp->path);
-        if (rc == KN_OK) rc = open_part(&ds->parts[i], pdir, dp->entry_begin - ds->man.entry_begin, dp->entries, ds->man.dim, ds->man.dtype);
+        if (rc == KN_OK) rc = open_part(&ds->parts[i], pdir, dp->entry_begin - ds->man.entry_begin, dp->entries, ds->man.dim, ds->man.dtype, ds->man.vocab_size);
     }
     if (rc != KN_OK) {
         dstore_close(ds);
@@ -180,6 +187,12 @@ int dstore_verify(const Dstore *ds, const KnMonitor *monitor, DstoreVerifyReport
     NpyArray tokens = {0};
     char path[PATH_MAX];
     int have_tokens = path_join(path, sizeof path, ds->dir, "tokens.npy") == KN_OK && file_exists(path) && npy_map(&tokens, path) == KN_OK;
+    int check_tokens_hash = m->tokens_hash[0] && ds->nparts == 1;
+    if (check_tokens_hash && !have_tokens) { /* the manifest lists it: its absence is a finding, not a skip */
+        free(buf);
+        return file_exists(path) ? kn_error_wrap(KN_EFORMAT, "%s: unreadable, but the manifest lists its hash", path)
+                                 : kn_error(KN_ENOTFOUND, "%s: missing, but the manifest lists its hash", path);
+    }
     if (have_tokens && (tokens.dtype != NPY_I32 || tokens.ndim != 1 || tokens.shape[0] != m->tokens)) {
         npy_unmap(&tokens);
         free(buf);
@@ -225,6 +238,18 @@ int dstore_verify(const Dstore *ds, const KnMonitor *monitor, DstoreVerifyReport
         rep->hashes_match = !strcmp(hkx, m->keys_hash) && !strcmp(hvx, m->vals_hash);
         if (rc == KN_OK && strcmp(hkx, m->keys_hash) != 0) rc = kn_error(KN_EFORMAT, "%s/keys.npy: content hash %s differs from the manifest's %s (the file changed after the build)", ds->dir, hkx, m->keys_hash);
         if (rc == KN_OK && strcmp(hvx, m->vals_hash) != 0) rc = kn_error(KN_EFORMAT, "%s/vals.npy: content hash %s differs from the manifest's %s (the file changed after the build)", ds->dir, hvx, m->vals_hash);
+    }
+    if (check_tokens_hash && rc == KN_OK) {
+        char htx[HASH_HEX_LEN];
+        HashState *ht = NULL;
+        rc = hash_begin(&ht);
+        if (rc == KN_OK) {
+            hash_npy(ht, &tokens, 0, tokens.map_len_);
+            hash_end(ht, htx);
+            rep->hashes_match &= !strcmp(htx, m->tokens_hash);
+            if (strcmp(htx, m->tokens_hash) != 0)
+                rc = kn_error(KN_EFORMAT, "%s: content hash %s differs from the manifest's %s (the file changed after the build)", path, htx, m->tokens_hash);
+        }
     }
     if (rc == KN_OK && rep->nonfinite_keys)
         rc = kn_error(KN_EFORMAT, "%s: %lld keys hold NaN or Inf (first: row %lld)", ds->dir, (long long)rep->nonfinite_keys, (long long)first_bad_key);
@@ -361,7 +386,7 @@ int dstore_merge(const char *out_dir, const char *const *dirs, int n, int link_o
     if (rc == KN_OK && link_only) {
         out.nparts = n;
         out.parts = calloc((size_t)n, sizeof *out.parts);
-        out.keys_hash[0] = out.vals_hash[0] = '\0';
+        out.keys_hash[0] = out.vals_hash[0] = out.tokens_hash[0] = '\0'; /* the parts' manifests hold them */
         if (!out.parts) rc = kn_error(KN_ENOMEM, "out of memory");
         for (int s = 0; rc == KN_OK && s < n; s++) {
             char abs[PATH_MAX];
@@ -384,6 +409,9 @@ int dstore_merge(const char *out_dir, const char *const *dirs, int n, int link_o
         if (rc == KN_OK && path_join(src, sizeof src, dirs[order[0]], "tokens.npy") == KN_OK && file_exists(src)) {
             rc = path_join(path, sizeof path, out_dir, "tokens.npy");
             if (rc == KN_OK) rc = copy_file(src, path);
+            if (rc == KN_OK) rc = hash_file(path, out.tokens_hash);
+        } else {
+            out.tokens_hash[0] = '\0';
         }
         monitor_end(monitor, copied, copied);
         if (rc == KN_OK && path_join(path, sizeof path, out_dir, "keys.npy") == KN_OK) rc = hash_file(path, out.keys_hash);

@@ -14,7 +14,8 @@
 typedef struct Dstore Dstore;
 
 /* Opens dir (its manifest.json must exist: a build in progress is not a datastore yet) and maps its files,
- * checking that their dtype and shapes agree with the manifest. Errors name the file. */
+ * checking that their dtype and shapes agree with the manifest and that every value is a token id in
+ * [0, vocab_size) (one pass over vals.npy). Errors name the file (and the first bad row). */
 int dstore_open(Dstore **out, const char *dir);
 void dstore_close(Dstore *ds);
 
@@ -27,7 +28,8 @@ void dstore_keys(const Dstore *ds, int64_t begin, int64_t n, float *out);
 /* Keys of arbitrary rows (the k neighbours of a query) into out[n, D]; a row < 0 (Faiss' "no neighbour")
  * gives a row of NaN. */
 void dstore_key_rows(const Dstore *ds, const int64_t *rows, int n, float *out);
-/* The value (next token) of a row. */
+/* The value (next token) of a row, in [0, vocab_size) (dstore_open checked). The row must be in [0, N): a
+ * caller with rows from an index relies on index_search, which refuses ids outside [0, ntotal). */
 int32_t dstore_value(const Dstore *ds, int64_t row);
 
 /* Tells the kernel how the keys will be read: DSTORE_RANDOM for neighbours' exact distances (no read-ahead

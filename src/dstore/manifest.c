@@ -1,6 +1,7 @@
 /* manifest.c — see manifest.h. */
 #include "dstore/manifest.h"
 
+#include "model/gpt2.h"
 #include "util/error.h"
 #include "util/file.h"
 
@@ -34,6 +35,7 @@ int manifest_write(const DstoreManifest *m, const char *path, const char *extra_
     ok = ok && add_int(o, "dim", m->dim) && add_int(o, "vocab_size", m->vocab_size) && add_int(o, "n_layer", m->n_layer);
     ok = ok && cJSON_AddStringToObject(o, "tool_version", m->tool_version);
     ok = ok && cJSON_AddStringToObject(o, "keys_hash", m->keys_hash) && cJSON_AddStringToObject(o, "vals_hash", m->vals_hash);
+    if (ok && m->tokens_hash[0]) ok = cJSON_AddStringToObject(o, "tokens_hash", m->tokens_hash) != NULL;
     if (ok && m->nparts > 0) {
         cJSON *parts = cJSON_AddArrayToObject(o, "parts");
         for (int i = 0; ok && i < m->nparts; i++) {
@@ -121,7 +123,12 @@ static int parse_manifest(DstoreManifest *m, const cJSON *root, const char *path
     get_str(&r, "tool_version", m->tool_version, sizeof m->tool_version);
     get_str(&r, "keys_hash", m->keys_hash, sizeof m->keys_hash);
     get_str(&r, "vals_hash", m->vals_hash, sizeof m->vals_hash);
+    if (cJSON_GetObjectItemCaseSensitive(root, "tokens_hash")) /* optional: older manifests lack it */
+        get_str(&r, "tokens_hash", m->tokens_hash, sizeof m->tokens_hash);
     if (r.rc != KN_OK) return r.rc;
+    Gpt2KeyType key;
+    if (gpt2_key_parse(m->key, &key) != KN_OK)
+        return kn_error(KN_EFORMAT, "%s: key \"%s\" is not one of last_ffn_input, final_hidden, last_layer_output", path, m->key);
     if (!strcmp(dtype, "float16")) m->dtype = NPY_F16;
     else if (!strcmp(dtype, "float32")) m->dtype = NPY_F32;
     else return kn_error(KN_EFORMAT, "%s: dtype \"%s\" is not float16 or float32", path, dtype);

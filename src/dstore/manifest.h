@@ -41,11 +41,14 @@ typedef struct {
     char tool_version[32];
     char keys_hash[HASH_HEX_LEN];         /* XXH3-128 of keys.npy and vals.npy ("" in a build in progress and */
     char vals_hash[HASH_HEX_LEN];         /* in a merged manifest whose parts carry their own) */
+    char tokens_hash[HASH_HEX_LEN];       /* XXH3-128 of tokens.npy ("" where there is none, and in manifests
+                                             written before it was recorded) */
     int nparts;                           /* > 0: a merged datastore whose keys live in the parts' folders */
     DstorePart *parts;
 } DstoreManifest;
 
-/* Reads and validates path; errors name the file and the field. Free with manifest_free. */
+/* Reads and validates path; errors name the file and the field (an unknown key type too: every reader would
+ * otherwise have to check it). Free with manifest_free. */
 int manifest_read(DstoreManifest *m, const char *path);
 /* Writes atomically (path.tmp, fsync, rename). extra may be NULL, else "key": number pairs to add (progress). */
 int manifest_write(const DstoreManifest *m, const char *path, const char *extra_key, int64_t extra_value);

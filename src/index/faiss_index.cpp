@@ -688,6 +688,8 @@ extern "C" int index_set_nprobe(KnnIndex *index, int nprobe) {
 
 enum { SEARCH_PROBE_BYTES = 8 << 20, SEARCH_BLAS_QUERIES = 20 };
 
+extern "C" const char *index_name(const KnnIndex *index) { return index->name.c_str(); }
+
 extern "C" int index_search(const KnnIndex *index, int64_t nq, int d, const float *q, int k, float *dist, int64_t *ids) {
     int rc = check_vectors(index, "search", nq, d, q);
     if (rc != KN_OK) return rc;

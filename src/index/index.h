@@ -77,6 +77,8 @@ int index_nprobe(const KnnIndex *index);
 /* One line for logs, e.g. "IndexIVFPQ d=64 ntotal=20000 nlist=64 nprobe=8 code_size=16 lists=mmap:/x.ivfdata".
  * Truncated to fit cap (cap > 0). */
 void index_describe(const KnnIndex *index, char *buf, size_t cap);
+/* What messages name: the index file it was read from, or "index 'FACTORY'" (valid while index lives). */
+const char *index_name(const KnnIndex *index);
 
 /* ---- building ---- */
 
@@ -111,7 +113,9 @@ int index_set_nprobe(KnnIndex *index, int nprobe);
 
 /* The k nearest neighbours of each query q[nq, d]: dist[nq, k] squared L2, ids[nq, k] (-1 for an empty
  * slot, see above). k <= 0 is KN_EINVAL; k > ntotal is allowed (the tail is empty). An untrained or empty
- * index is KN_EINVAL (a search there is a bug upstream, not a result). nq may be large (tens of
+ * index is KN_EINVAL (a search there is a bug upstream, not a result). Ids are returned as stored: an index
+ * that stores ids (IVF, IDMap) may return any int64, so a caller that uses them as rows checks them against
+ * its datastore (evaluate() does). nq may be large (tens of
  * thousands): Faiss works through it in blocks; the memory for dist and ids is the caller's. */
 int index_search(const KnnIndex *index, int64_t nq, int d, const float *q, int k, float *dist, int64_t *ids);
 

@@ -4,6 +4,7 @@
 #include "knnlm/evaluate.h"
 
 #include "dstore/window.h"
+#include "knnlm/exactsum.h"
 #include "util/clock.h"
 #include "util/error.h"
 
@@ -128,6 +129,12 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
             t = kn_seconds();
             rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
             st.search += kn_seconds() - t;
+            /* ids are datastore rows, read for values and keys: one past the datastore (an index file whose
+             * stored ids were written for something else, or damaged) would be read out of bounds */
+            for (size_t j = 0; rc == KN_OK && j < (size_t)nr * k; j++)
+                if (b.ids[j] < -1 || b.ids[j] >= dstore_size(o->dstore))
+                    rc = kn_error(KN_EFORMAT, "%s: search returned id %lld, outside the datastore's %lld entries (the index file is damaged or was not built on this datastore)",
+                                  index_name(o->index), (long long)b.ids[j], (long long)dstore_size(o->dstore));
             if (rc != KN_OK) break;
             t = kn_seconds();
             if (o->exact_distances)
@@ -154,8 +161,15 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
                 s->ids = k ? b.ids + (size_t)r * k : NULL;
                 s->vals = k ? b.vals + (size_t)r * k : NULL;
             }
+            /* log p_LM is finite for finite logits (it is computed in log space): a NaN or infinite one means
+             * the model's output is not numbers, and every perplexity or case built on it would be too */
+            for (int i = 0; rc == KN_OK && i < rows; i++)
+                if (!isfinite(b.scored[i].lm_log_prob))
+                    rc = kn_error(KN_EFORMAT, "token %lld: log p_LM is %s: the model's logits are not finite numbers", (long long)b.scored[i].position + 1,
+                                  isnan(b.scored[i].lm_log_prob) ? "NaN" : b.scored[i].lm_log_prob > 0 ? "+inf" : "-inf");
             double t2 = kn_seconds();
             st.logits += t2 - t;
+            if (rc != KN_OK) break;
             rc = fn(ctx, b.scored, rows);
             st.consumer += kn_seconds() - t2;
         }
@@ -167,4 +181,30 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
     st.total = kn_seconds() - t_start;
     if (stats) *stats = st;
     return rc;
+}
+
+typedef struct {
+    ExactSum nll;
+    int64_t count;
+} NllSum;
+
+static int add_nll(void *ctx, const ScoredToken *t, int n) {
+    NllSum *s = ctx;
+    for (int i = 0; i < n; i++) exactsum_add(&s->nll, -t[i].lm_log_prob);
+    s->count += n;
+    return KN_OK;
+}
+
+int evaluate_lm_perplexity(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *opt, const KnMonitor *monitor,
+                           LmPerplexity *out) {
+    memset(out, 0, sizeof *out);
+    if (opt->index) return kn_error(KN_EINVAL, "evaluate_lm_perplexity: the LM alone takes no index");
+    NllSum sum = {0};
+    int rc = evaluate(model, tokens, n, opt, add_nll, &sum, monitor, NULL);
+    if (rc != KN_OK) return rc;
+    out->tokens = sum.count;
+    out->nll = exactsum_value(&sum.nll) / (double)sum.count;
+    out->ppl = exp(out->nll);
+    if (!isfinite(out->ppl)) return kn_error(KN_EFORMAT, "mean NLL %g over %lld tokens: the perplexity is not a finite number", out->nll, (long long)out->tokens);
+    return KN_OK;
 }

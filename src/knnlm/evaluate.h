@@ -50,9 +50,23 @@ typedef struct {
 } EvalStats;
 
 /* Scores tokens[0..n): every entry t (0 <= t <= n-2) once. KN_EINVAL for bad options (window larger than the
- * model's n_positions, k < 1, a dimension mismatch between the model and the index), KN_EINTR when stopped.
+ * model's n_positions, k < 1, a dimension mismatch between the model and the index), KN_EFORMAT naming the
+ * token when a log p_LM is NaN or infinite (the model's logits are not finite), KN_EINTR when stopped.
  * monitor: phase "evaluate", unit tokens. stats may be NULL. */
 int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *opt, ScoredFn fn, void *ctx,
              const KnMonitor *monitor, EvalStats *stats);
+
+/* The LM's perplexity of tokens[0..n) (opt->index must be NULL): exp(mean -log p_LM) over the n - 1
+ * predicted tokens, summed exactly (exactsum.h). */
+typedef struct {
+    int64_t tokens;   /* predicted tokens: n - 1 */
+    double nll;       /* mean negative log-likelihood (nats) */
+    double ppl;       /* exp(nll) */
+} LmPerplexity;
+
+/* evaluate() with that sum. A perplexity that is not a finite number is an error, not a result: KN_EFORMAT
+ * naming the first token whose log-probability is NaN or infinite (evaluate() refuses it), or the overflow. */
+int evaluate_lm_perplexity(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *opt, const KnMonitor *monitor,
+                           LmPerplexity *out);
 
 #endif

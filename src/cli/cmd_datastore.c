@@ -71,6 +71,9 @@ static int datastore_build(int argc, char **argv) {
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
     o.max_tokens = max_tokens;
     o.checkpoint_seconds = checkpoint;
+    /* a hook for the tests, not an option: a stop at a point that does not depend on timing */
+    const char *stop_after = getenv("KNNLM_TEST_STOP_AFTER");
+    if (stop_after) o.stop_after_entries = strtoll(stop_after, NULL, 10);
     o.corpus_flags = replace ? CORPUS_REPLACE_INVALID_UTF8 : 0;
     int rc = gpt2_key_parse(key, &o.key);
     if (rc == KN_OK) rc = parse_dtype(dtype, &o.dtype);

@@ -283,7 +283,7 @@ static int run_windows(Build *b, DstoreBuildReport *rep) {
         rep->forwarded_tokens += T;
         monitor_progress(b->mon, (uint64_t)b->done, (uint64_t)b->done * row_bytes);
         double now = kn_seconds();
-        int stop = monitor_stopped(b->mon);
+        int stop = monitor_stopped(b->mon) || (o->stop_after_entries > 0 && b->done >= o->stop_after_entries);
         if (stop || now - last_checkpoint >= o->checkpoint_seconds) {
             rc = checkpoint(b);
             last_checkpoint = now;

@@ -42,6 +42,8 @@ typedef struct {
     int64_t max_tokens;             /* 0: the whole corpus */
     int shard_index, shard_count;   /* 0 and 1 for a whole build */
     double checkpoint_seconds;      /* time between checkpoints (default 60) */
+    int64_t stop_after_entries;     /* tests: stop as a signal would, at the first window that reaches this many
+                                     * entries of the shard (0: never), for resume tests that no timing can break */
 } DstoreBuildOptions;
 
 typedef struct {

@@ -380,6 +380,8 @@ int dstore_merge(const char *out_dir, const char *const *dirs, int n, int link_o
             rc = kn_error(KN_EINVAL, "the shards hold entries [%lld, %lld) of %lld; is a shard missing?", (long long)out.entry_begin,
                           (long long)(out.entry_begin + out.entries), (long long)(out.tokens - 1));
     }
+    const int existed = file_exists(out_dir);
+    int wrote = 0; /* files of ours in out_dir, removed again if the merge fails */
     if (rc == KN_OK) rc = file_mkdirs(out_dir);
     if (rc == KN_OK && path_join(path, sizeof path, out_dir, "manifest.json") == KN_OK && file_exists(path))
         rc = kn_error(KN_EINVAL, "%s: already holds a datastore; merge into a new folder", out_dir);
@@ -403,6 +405,7 @@ int dstore_merge(const char *out_dir, const char *const *dirs, int n, int link_o
         size_t ksize = npy_dtype_size(out.dtype);
         total = (uint64_t)out.entries * ((uint64_t)out.dim * ksize + 4);
         monitor_begin(monitor, "merge", "bytes", total, 0);
+        wrote = 1;
         rc = concat_npy(out_dir, "keys.npy", dirs, order, n, out.entries, out.dim, out.dtype, monitor, &copied);
         if (rc == KN_OK) rc = concat_npy(out_dir, "vals.npy", dirs, order, n, out.entries, 1, NPY_I32, monitor, &copied);
         char src[PATH_MAX];
@@ -421,6 +424,14 @@ int dstore_merge(const char *out_dir, const char *const *dirs, int n, int link_o
         snprintf(out.tool_version, sizeof out.tool_version, "%s", KNNLM_VERSION);
         rc = path_join(path, sizeof path, out_dir, "manifest.json");
         if (rc == KN_OK) rc = manifest_write(&out, path, NULL, 0);
+    }
+    if (rc != KN_OK && wrote) {
+        /* a half-merged folder would be refused by the rerun ("holds keys.npy but is not a datastore"):
+         * leave it as it was before, so that running the same command again is all it takes */
+        static const char *const ours[] = {"keys.npy", "vals.npy", "tokens.npy"};
+        for (size_t f = 0; f < sizeof ours / sizeof ours[0]; f++)
+            if (path_join(path, sizeof path, out_dir, ours[f]) == KN_OK) unlink(path);
+        if (!existed) rmdir(out_dir);
     }
     free(out.parts);
     for (int i = 0; ms && i < n; i++) manifest_free(&ms[i]);

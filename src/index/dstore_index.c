@@ -183,7 +183,13 @@ int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuil
         monitor_end(mon, (uint64_t)rep->added, 0);
         if (rc == KN_OK) rc = index_write(ix, index_path);
     }
-    if (rc == KN_OK) rc = write_meta(ds, index_path, o, rep);
+    if (rc == KN_OK && (rc = write_meta(ds, index_path, o, rep)) != KN_OK) {
+        /* an index without its record would be refused by eval and kept from a rerun (not recognisably ours):
+         * remove what this build just wrote, so that running it again is all it takes */
+        char ivfdata[PATH_MAX];
+        unlink(index_path);
+        if (o->ondisk && snprintf(ivfdata, sizeof ivfdata, "%s.ivfdata", index_path) < (int)sizeof ivfdata) unlink(ivfdata);
+    }
     free(buf);
     index_free(ix);
     return rc;

@@ -1,5 +1,5 @@
 /* gemm_kernels.c — the products of gemm.h, compiled twice: on its own for the build's target (x86-64-v3: AVX2 +
- * FMA, where a v16f is two ymm registers), and included by gemm_kernels_avx512.c under a target pragma for
+ * FMA, where a vf is two ymm registers), and included by gemm_kernels_avx512.c under a target pragma for
  * AVX-512 (one zmm register, and VDPBF16PS). gemm.c picks one table at run time. The arithmetic of every
  * output element is the same in both (gemm.h), so they give the same bits.
  *
@@ -33,42 +33,44 @@
  * takes or returns one is always_inline, so no call passes one (a call from the avx512bf16-target code into a
  * function built for the base target would disagree on where the vector is: wrong results at -O0). */
 #pragma GCC diagnostic ignored "-Wpsabi"
-/* tile_store reads t's first cols <= 16 * nv columns of each row, all written: GCC cannot see that bound */
+/* tile_store reads t's first cols <= VF * nv columns of each row, all written: GCC cannot see that bound */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-typedef float v16f __attribute__((vector_size(64)));
-typedef uint32_t v16u __attribute__((vector_size(64)));
-
-/* Vectors of 16 floats across one register tile: 4 with AVX-512 (6 x 4 = 24 accumulators of its 32 zmm
- * registers), 1 with AVX2, where a v16f takes two of its 16 ymm registers (6 x 1 x 2 = 12 accumulators). The
- * order of operations per output is the same, so are the results. */
+/* One register: VF floats (16 in a zmm register, 8 in a ymm one; a wider GCC vector than the target has would
+ * live in memory). A register tile is GEMM_MR rows x TILE_NV registers: 6 x 4 x 16 = 64 columns in 24 of
+ * AVX-512's 32 registers, 6 x 2 x 8 = 16 columns in 12 of AVX2's 16. The order of operations per output is the
+ * same whatever the tile, so are the results. */
 #if GEMM_NATIVE_BF16
+#define VF 16
 #define TILE_NV 4
 #else
-#define TILE_NV 1
+#define VF 8
+#define TILE_NV 2
 #endif
+typedef float vf __attribute__((vector_size(VF * 4)));
+typedef uint32_t vu __attribute__((vector_size(VF * 4)));
 
-static inline __attribute__((always_inline)) v16f vload(const float *p) {
-    v16f v;
+static inline __attribute__((always_inline)) vf vload(const float *p) {
+    vf v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-static inline __attribute__((always_inline)) void vstore(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+static inline __attribute__((always_inline)) void vstore(float *p, vf v) { memcpy(p, &v, sizeof v); }
 
 /* Stores a finished tile's first `cols` columns: the activation (GEMM_ACTIVATE), then the residual add
  * (GEMM_ACCUMULATE) or a plain store. */
-static inline __attribute__((always_inline)) void tile_store(float *c, uint16_t *cb, size_t ldc, v16f acc[GEMM_MR][4], const int rows,
+static inline __attribute__((always_inline)) void tile_store(float *c, uint16_t *cb, size_t ldc, vf acc[GEMM_MR][TILE_NV], const int rows,
                                                              const int nv, int cols, int mode, Gpt2Activation act) {
-    if (mode == GEMM_STORE && cols == 16 * nv && !cb) {
+    if (mode == GEMM_STORE && cols == VF * nv && !cb) {
         for (int i = 0; i < rows; i++)
-            for (int v = 0; v < nv; v++) vstore(c + i * ldc + 16 * v, acc[i][v]);
+            for (int v = 0; v < nv; v++) vstore(c + i * ldc + VF * v, acc[i][v]);
         return;
     }
-    const int w = 16 * nv; /* row stride in t */
+    const int w = VF * nv; /* row stride in t */
     float t[GEMM_MR * GEMM_NR] __attribute__((aligned(64)));
     for (int i = 0; i < rows; i++)
-        for (int v = 0; v < nv; v++) vstore(t + i * w + 16 * v, acc[i][v]);
+        for (int v = 0; v < nv; v++) vstore(t + i * w + VF * v, acc[i][v]);
     /* the whole tile in one call: its constants are set up once per tile, not per row */
     if (mode & GEMM_ACTIVATE) activation_span(act, t, (size_t)rows * w);
     if (cb) { /* bf16 output (gemm_bf16_out_bf16): the next product's input, rounded once here */
@@ -90,20 +92,20 @@ static inline __attribute__((always_inline)) void tile_store(float *c, uint16_t 
     }
 }
 
-/* out[rows, 16*nv] (ldc) = bias + a[rows, K] (lda) @ b[K, 16*nv] (ldb): one register tile. rows and nv are
+/* out[rows, VF*nv] (ldc) = bias + a[rows, K] (lda) @ b[K, VF*nv] (ldb): one register tile. rows and nv are
  * constants where it is inlined, so the accumulators live in registers. */
 static inline __attribute__((always_inline)) void tile_f32(const int rows, const int nv, int K, const float *a, size_t lda, const float *b,
                                                            size_t ldb, const float *bias, float *c, size_t ldc, int cols, int mode,
                                                            Gpt2Activation act) {
-    v16f acc[GEMM_MR][4];
+    vf acc[GEMM_MR][TILE_NV];
 #pragma GCC unroll 6
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[i][v] = bias ? vload(bias + 16 * v) : (v16f){0};
+        for (int v = 0; v < nv; v++) acc[i][v] = bias ? vload(bias + VF * v) : (vf){0};
     for (int k = 0; k < K; k++) {
-        v16f bv[4];
+        vf bv[TILE_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) bv[v] = vload(b + (size_t)k * ldb + 16 * v);
+        for (int v = 0; v < nv; v++) bv[v] = vload(b + (size_t)k * ldb + VF * v);
 #pragma GCC unroll 6
         for (int i = 0; i < rows; i++) {
             const float s = a[i * lda + k];
@@ -114,10 +116,14 @@ static inline __attribute__((always_inline)) void tile_f32(const int rows, const
     tile_store(c, NULL, ldc, acc, rows, nv, cols, mode, act);
 }
 
-/* tile_f32 for run-time rows (1..GEMM_MR) and nv (1..4), each pair compiled on its own. */
+/* tile_f32 for run-time rows (1..GEMM_MR) and nv (1..TILE_NV), each pair compiled on its own. */
 #define TILE_F32_CASE(R, V) \
     case (R) * 8 + (V): tile_f32(R, V, K, a, lda, b, ldb, bias, c, ldc, cols, mode, act); break;
+#if TILE_NV == 4
 #define TILE_F32_ROW(R) TILE_F32_CASE(R, 1) TILE_F32_CASE(R, 2) TILE_F32_CASE(R, 3) TILE_F32_CASE(R, 4)
+#else
+#define TILE_F32_ROW(R) TILE_F32_CASE(R, 1) TILE_F32_CASE(R, 2)
+#endif
 static void tile_f32_any(int rows, int nv, int K, const float *a, size_t lda, const float *b, size_t ldb, const float *bias, float *c,
                          size_t ldc, int cols, int mode, Gpt2Activation act) {
     switch (rows * 8 + nv) {
@@ -130,9 +136,9 @@ static void tile_f32_any(int rows, int nv, int K, const float *a, size_t lda, co
  * through tile_f32_any. */
 static void panel_f32(float *out, size_t ldo, const float *inp, size_t ldi, const float *b, size_t ldb, const float *bias, int M, int K,
                       int cols, int mode, Gpt2Activation act) {
-    const int nv_all = (cols + 15) / 16;
+    const int nv_all = (cols + VF - 1) / VF;
     for (int v0 = 0; v0 < nv_all; v0 += TILE_NV) {
-        const int nv = nv_all - v0 < TILE_NV ? nv_all - v0 : TILE_NV, c0 = 16 * v0, cc = cols - c0 < 16 * nv ? cols - c0 : 16 * nv;
+        const int nv = nv_all - v0 < TILE_NV ? nv_all - v0 : TILE_NV, c0 = VF * v0, cc = cols - c0 < VF * nv ? cols - c0 : VF * nv;
         const float *bb = b + c0, *bi = bias ? bias + c0 : NULL;
         float *o = out + c0;
         int m0 = 0;
@@ -182,7 +188,7 @@ static void gemv_f32(float *out, size_t ldo, const float *inp, size_t ldi, const
                 const float a = inp[(size_t)m * ldi + k];
                 float *am = acc[m];
                 int j = 0;
-                for (; j + 16 <= cols; j += 16) vstore(am + j, vload(am + j) + vload(wr + j) * a);
+                for (; j + VF <= cols; j += VF) vstore(am + j, vload(am + j) + vload(wr + j) * a);
                 for (; j < cols; j++) am[j] += wr[j] * a;
             }
         }
@@ -264,15 +270,15 @@ static inline uint32_t pair_at(const uint16_t *p) {
 static inline __attribute__((always_inline)) void tile_bf16_emulated(const int rows, const int nv, int Kp, const uint16_t *a, size_t lda,
                                                                      const uint16_t *b, size_t ldb, const float *bias, GemmOut c, int cols,
                                                                      int mode, Gpt2Activation act) {
-    v16f acc[GEMM_MR][4];
+    vf acc[GEMM_MR][TILE_NV];
     for (int i = 0; i < rows; i++)
-        for (int v = 0; v < nv; v++) acc[i][v] = bias ? vload(bias + 16 * v) : (v16f){0};
+        for (int v = 0; v < nv; v++) acc[i][v] = bias ? vload(bias + VF * v) : (vf){0};
     for (int kk = 0; kk < Kp / 2; kk++) {
-        v16f be[4], bo[4];
+        vf be[TILE_NV], bo[TILE_NV];
         for (int v = 0; v < nv; v++) {
-            v16u raw;
-            memcpy(&raw, b + (size_t)kk * ldb + 32 * v, sizeof raw);
-            v16u e = raw << 16, o = raw & 0xffff0000u;
+            vu raw;
+            memcpy(&raw, b + (size_t)kk * ldb + 2 * VF * v, sizeof raw); /* VF pairs */
+            vu e = raw << 16, o = raw & 0xffff0000u;
             memcpy(&be[v], &e, sizeof e);
             memcpy(&bo[v], &o, sizeof o);
         }
@@ -299,7 +305,7 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile_bf16_native(c
 #pragma GCC unroll 6
     for (int i = 0; i < rows; i++)
 #pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[i][v] = bias ? _mm512_loadu_ps(bias + 16 * v) : _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++) acc[i][v] = bias ? _mm512_loadu_ps(bias + VF * v) : _mm512_setzero_ps();
     for (int kk = 0; kk < Kp / 2; kk++) {
         __m512bh bv[4];
 #pragma GCC unroll 4
@@ -313,7 +319,7 @@ static inline __attribute__((always_inline)) BF16_TARGET void tile_bf16_native(c
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
         }
     }
-    v16f out[GEMM_MR][4];
+    vf out[GEMM_MR][TILE_NV];
     for (int i = 0; i < rows; i++)
         for (int v = 0; v < nv; v++) memcpy(&out[i][v], &acc[i][v], sizeof out[i][v]);
     tile_store(c.f, c.b, c.ld, out, rows, nv, cols, mode, act);
@@ -332,7 +338,7 @@ static BF16_TARGET void tile_bf16_native_any(int rows, int nv, int Kp, const uin
 
 static BF16_TARGET void panel_bf16_native(GemmOut out, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, const float *bias, int M,
                                           int Kp, int cols, int mode, Gpt2Activation act) {
-    const int nv = (cols + 15) / 16;
+    const int nv = (cols + VF - 1) / VF;
     int m0 = 0;
     if (nv == 4)
         for (; m0 + GEMM_MR <= M; m0 += GEMM_MR)
@@ -345,7 +351,11 @@ static BF16_TARGET void panel_bf16_native(GemmOut out, const uint16_t *inp, size
 
 #define TILE_EMU_CASE(R, V) \
     case (R) * 8 + (V): tile_bf16_emulated(R, V, Kp, a, lda, b, ldb, bias, c, cols, mode, act); break;
+#if TILE_NV == 4
 #define TILE_EMU_ROW(R) TILE_EMU_CASE(R, 1) TILE_EMU_CASE(R, 2) TILE_EMU_CASE(R, 3) TILE_EMU_CASE(R, 4)
+#else
+#define TILE_EMU_ROW(R) TILE_EMU_CASE(R, 1) TILE_EMU_CASE(R, 2)
+#endif
 static void tile_bf16_emulated_any(int rows, int nv, int Kp, const uint16_t *a, size_t lda, const uint16_t *b, size_t ldb, const float *bias,
                                    GemmOut c, int cols, int mode, Gpt2Activation act) {
     switch (rows * 8 + nv) {
@@ -356,9 +366,9 @@ static void tile_bf16_emulated_any(int rows, int nv, int Kp, const uint16_t *a, 
 
 static void panel_bf16_emulated(GemmOut out, const uint16_t *inp, size_t ldi, const uint16_t *b, size_t ldb, const float *bias, int M, int Kp,
                                 int cols, int mode, Gpt2Activation act) {
-    const int nv_all = (cols + 15) / 16;
+    const int nv_all = (cols + VF - 1) / VF;
     for (int v0 = 0; v0 < nv_all; v0 += TILE_NV) {
-        const int nv = nv_all - v0 < TILE_NV ? nv_all - v0 : TILE_NV, c0 = 16 * v0, cc = cols - c0 < 16 * nv ? cols - c0 : 16 * nv;
+        const int nv = nv_all - v0 < TILE_NV ? nv_all - v0 : TILE_NV, c0 = VF * v0, cc = cols - c0 < VF * nv ? cols - c0 : VF * nv;
         for (int m0 = 0; m0 < M; m0 += GEMM_MR)
             tile_bf16_emulated_any(M - m0 < GEMM_MR ? M - m0 : GEMM_MR, nv, Kp, inp + (size_t)m0 * ldi, ldi, b + 2 * c0, ldb, bias ? bias + c0 : NULL,
                                    out_at(out, m0, c0), cc, mode, act);

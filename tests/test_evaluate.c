@@ -114,6 +114,22 @@ static void run(const char *index_name, int nprobe, int exact, Check *c, const i
     CHECK_EQ_INT(evaluate(m, text, 1, &o, check_tokens, c, NULL, NULL), KN_EINVAL);
     int32_t bad[3] = {1, 51200, 2};
     CHECK_EQ_INT(evaluate(m, bad, 3, &o, check_tokens, c, NULL, NULL), KN_EINVAL);
+    /* what the command line used to check alone is the library's too: the key type the datastore was built
+     * with, and the weights (their file's hash against the manifest's) */
+    o.key = o.key == KEY_FINAL_HIDDEN ? KEY_LAST_FFN_INPUT : KEY_FINAL_HIDDEN;
+    CHECK_EQ_INT(evaluate(m, text, n, &o, check_tokens, c, NULL, NULL), KN_EMISMATCH);
+    CHECK_MSG(strstr(kn_errmsg(), "keys but the evaluation would query it with") != NULL, "%s", kn_errmsg());
+    evaluate_defaults(&o);
+    o.window = 64;
+    o.stride = 32;
+    o.index = ix;
+    o.dstore = ds;
+    o.k = K;
+    Gpt2 *f16;
+    CHECK_OK(gpt2_load(&f16, MODEL, MODEL "/model-f16.safetensors")); /* the same model, another weights file */
+    CHECK_EQ_INT(evaluate(f16, text, n, &o, check_tokens, c, NULL, NULL), KN_EMISMATCH);
+    CHECK_MSG(strstr(kn_errmsg(), "built with other model weights") && strstr(kn_errmsg(), "model-f16.safetensors"), "%s", kn_errmsg());
+    gpt2_free(f16);
     free(c->keys);
     gpt2_free(m);
     index_free(ix);

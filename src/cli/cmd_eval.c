@@ -39,16 +39,10 @@ static void setup_free(KnnSetup *s) {
  * to the datastore, and that k fits. */
 static int setup_open(KnnSetup *s, const char *model_dir, const char *weights, const char *dstore, const char *index, int nprobe, int k) {
     memset(s, 0, sizeof *s);
-    char hash[HASH_HEX_LEN];
+    /* that the model, the datastore and the index belong together (weights hash, dimensions, key type, k) is
+     * checked by evaluate() itself, for every caller of the library */
     int rc = cli_load_model(model_dir, weights, &s->model, &s->tk);
     if (rc == KN_OK) rc = dstore_open(&s->ds, dstore);
-    if (rc == KN_OK) rc = hash_file(gpt2_weights_path(s->model), hash);
-    const DstoreManifest *m = rc == KN_OK ? dstore_manifest(s->ds) : NULL;
-    if (rc == KN_OK && strcmp(hash, m->weights_hash) != 0)
-        rc = kn_error(KN_EMISMATCH, "%s: the datastore was built with other model weights (hash %s, from %s) than %s (hash %s)", dstore, m->weights_hash,
-                      m->model, gpt2_weights_path(s->model), hash);
-    if (rc == KN_OK && m->dim != gpt2_config(s->model)->n_embd)
-        rc = kn_error(KN_EMISMATCH, "%s: keys of dimension %d, but the model's are %d", dstore, m->dim, gpt2_config(s->model)->n_embd);
     if (rc == KN_OK) rc = dstore_index_open(&s->index, index, s->ds);
     if (rc == KN_OK && nprobe < 1) rc = kn_error(KN_EINVAL, "--nprobe %d: must be at least 1", nprobe);
     if (rc == KN_OK) rc = index_set_nprobe(s->index, nprobe);

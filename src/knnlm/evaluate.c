@@ -7,6 +7,7 @@
 #include "knnlm/exactsum.h"
 #include "util/clock.h"
 #include "util/error.h"
+#include "util/hash.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -87,6 +88,15 @@ static int check_options(const Gpt2 *model, const EvalOptions *o) {
     if (index_ntotal(o->index) != dstore_size(o->dstore))
         return kn_error(KN_EMISMATCH, "the index holds %lld vectors but the datastore %lld entries: they were not built together", (long long)index_ntotal(o->index), (long long)dstore_size(o->dstore));
     if (o->k > dstore_size(o->dstore)) return kn_error(KN_EINVAL, "--k %d: larger than the datastore (%lld entries)", o->k, (long long)dstore_size(o->dstore));
+    const DstoreManifest *m = dstore_manifest(o->dstore);
+    Gpt2KeyType built;
+    if (gpt2_key_parse(m->key, &built) != KN_OK || built != o->key)
+        return kn_error(KN_EMISMATCH, "the datastore holds %s keys but the evaluation would query it with %s", m->key, gpt2_key_name(o->key));
+    char hash[HASH_HEX_LEN];
+    if ((rc = gpt2_weights_hash(model, hash)) != KN_OK) return rc;
+    if (strcmp(hash, m->weights_hash) != 0)
+        return kn_error(KN_EMISMATCH, "the datastore was built with other model weights (hash %s, from %s) than %s (hash %s)", m->weights_hash, m->model,
+                        gpt2_weights_path(model), hash);
     return KN_OK;
 }
 

@@ -50,7 +50,9 @@ typedef struct {
 } EvalStats;
 
 /* Scores tokens[0..n): every entry t (0 <= t <= n-2) once. KN_EINVAL for bad options (window larger than the
- * model's n_positions, k < 1, a dimension mismatch between the model and the index), KN_EFORMAT naming the
+ * model's n_positions, k < 1 or above the datastore's size), KN_EMISMATCH when the model, the datastore and the
+ * index do not belong together (dimensions, entry counts, key type, or a datastore built with other weights:
+ * the weights file's hash, computed once per model, against the manifest's), KN_EFORMAT naming the
  * token when a log p_LM is NaN or infinite (the model's logits are not finite), KN_EINTR when stopped.
  * monitor: phase "evaluate", unit tokens. stats may be NULL. */
 int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *opt, ScoredFn fn, void *ctx,

@@ -74,6 +74,10 @@ void gpt2_state_reset(Gpt2State *state);
 /* logits[n, V] = hidden[n, C] (ln_f outputs) times the lm_head (wte, when tied) transposed. Always fp32, on
  * our own product: the same bits for any thread count. The first call packs the lm_head (V x C floats, kept
  * until gpt2_free); KN_ENOMEM if that copy cannot be allocated. Safe to call from several threads. */
+/* The XXH3-128 of the weights file, as 32 hex digits into hex[33]: computed on the first call (a read of the
+ * whole file), then remembered. What a datastore records as the weights it was built with. Thread-safe. */
+int gpt2_weights_hash(const Gpt2 *model, char hex[33]);
+
 int gpt2_logits(const Gpt2 *model, const float *hidden, int n, float *logits);
 
 /* The arithmetic of the transformer blocks' matrix products. GPT2_FP32 (the default) is exact to the

@@ -36,7 +36,8 @@ struct Gpt2 {
     /* lm_head transposed into gemm_pack_f32's panels on the first gpt2_logits (NULL before): our own
      * product, so logits do not depend on the thread count, the BLAS or the CPU */
     float *lm_head_packed;
-    pthread_mutex_t lm_head_lock;
+    pthread_mutex_t lm_head_lock; /* also guards weights_hash */
+    char weights_hash[33];        /* XXH3-128 of the weights file (HASH_HEX_LEN), "" until gpt2_weights_hash */
     char *weights_path;
 };
 

@@ -5,6 +5,7 @@
 
 #include "util/error.h"
 #include "util/file.h"
+#include "util/hash.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -235,6 +236,16 @@ void gpt2_free(Gpt2 *m) {
 }
 
 const Gpt2Config *gpt2_config(const Gpt2 *m) { return &m->cfg; }
+
+int gpt2_weights_hash(const Gpt2 *cm, char hex[HASH_HEX_LEN]) {
+    Gpt2 *m = (Gpt2 *)cm; /* the hash is a cache: the model is logically const */
+    pthread_mutex_lock(&m->lm_head_lock);
+    int rc = m->weights_hash[0] ? KN_OK : hash_file(m->weights_path, m->weights_hash);
+    if (rc == KN_OK) memcpy(hex, m->weights_hash, HASH_HEX_LEN);
+    else m->weights_hash[0] = '\0';
+    pthread_mutex_unlock(&m->lm_head_lock);
+    return rc;
+}
 const char *gpt2_weights_path(const Gpt2 *m) { return m->weights_path; }
 
 /* Drops the pages of a weight that is read in place from the file map (PROT_READ, MAP_SHARED) from this

@@ -16,6 +16,7 @@
  *   - peak memory (VmHWM) after one forward of the window, split in the file-backed weights and the rest;
  *   - then the same with GPT2_BF16: speed, decode, and the relative error of its keys against fp32's.
  * --check compares the final hidden states with bench_torch.py --dump's. */
+#include "model/gemm.h"
 #include "model/gpt2.h"
 #include "util/error.h"
 #include "util/npy.h"
@@ -223,8 +224,8 @@ int main(int argc, char **argv) {
     const double flop_lm = 2.0 * T * (double)C * V;
     const double bound_hidden = b_lin + b_att, bound_logits = b_lin + b_att + b_lm;
 
-    printf("model %s: %d layers, n_embd %d, %d heads, vocab %d; window %d tokens; %d threads; best of %d\n", dir, L, C, NH, V, T,
-           omp_get_max_threads(), repeats);
+    printf("model %s: %d layers, n_embd %d, %d heads, vocab %d; window %d tokens; %d threads; best of %d; %s kernels\n", dir, L, C, NH, V, T,
+           omp_get_max_threads(), repeats, gemm_isa());
     printf("%-34s %10s %10s %12s %10s\n", "", "tokens/s", "ms/window", "GFLOP/s", "% of bound");
     printf("%-34s %10.1f %10.1f %12.1f %10.1f\n", "ours: hidden (ln_f output)", T / t_hidden, t_hidden * 1e3, (flop_lin + flop_att) / t_hidden / 1e9,
            100 * bound_hidden / t_hidden);

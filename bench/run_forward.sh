@@ -32,6 +32,10 @@ fi
 echo "== ours (build/release/bench/bench_forward)"
 # shellcheck disable=SC2086
 build/release/bench/bench_forward "$MODEL" --threads "$THREADS" --repeats "$REPEATS" $CHECK | tee "$OUT/ours.txt"
+if grep -q "avx512 kernels" "$OUT/ours.txt"; then
+    echo "== ours with KNNLM_ISA=avx2 (the kernels a CPU without AVX-512 gets)"
+    KNNLM_ISA=avx2 build/release/bench/bench_forward "$MODEL" --threads "$THREADS" --repeats "$REPEATS" | grep -E "^(ours|bf16):|decode"
+fi
 
 echo
 echo "== one 1024-token window, $THREADS threads, load now $(cut -d' ' -f1-3 /proc/loadavg)"

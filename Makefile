@@ -64,13 +64,18 @@ BENCH_SRC := $(wildcard bench/*.c)
 
 LIB_OBJ := $(LIB_CSRC:%.c=$(BUILD)/%.o) $(LIB_CXXSRC:%.cpp=$(BUILD)/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
-LIB := $(BUILD)/libknnlm.a
+# libknnlm.a, for other programs: every library object linked into one (ld -r) whose only global symbols are
+# the kn_ functions of src/api/knnlm.h (objcopy --keep-global-symbols), so that nothing of ours clashes with a
+# program's own names. The command, the tests and the benchmarks link libknnlm-internal.a, which keeps them all.
+LIB := $(BUILD)/libknnlm-internal.a
+PUBLIC_LIB := $(BUILD)/libknnlm.a
+PUBLIC_OBJ := $(filter-out $(BUILD)/src/util/fault.o,$(LIB_OBJ))
 BIN := $(BUILD)/knnlm
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test tests bench clean
-all: $(BIN)
+all: $(BIN) $(PUBLIC_LIB)
 
 # Objects are rebuilt when the flags change (another ARCH, CFLAGS...), not only when a source does.
 FLAGS_STAMP := $(BUILD)/flags.txt
@@ -89,6 +94,20 @@ $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
+
+$(PUBLIC_LIB): $(PUBLIC_OBJ) src/api/knnlm.h Makefile
+	sed -n 's/^[a-z].*[ *]\(kn_[a-z_]*\)(.*/\1/p' src/api/knnlm.h >$(BUILD)/knnlm.syms
+	ld -r -o $(BUILD)/knnlm-public.o $(PUBLIC_OBJ)
+	@# weak symbols stay as they are: C++ inline functions and DW.ref personality data that Faiss shares, which
+	@# the linker merges and which cannot clash
+	nm $(BUILD)/knnlm-public.o | awk '$$2 ~ /^[VWu]$$/ {print $$3}' >>$(BUILD)/knnlm.syms
+	objcopy --keep-global-symbols=$(BUILD)/knnlm.syms $(BUILD)/knnlm-public.o
+	rm -f $@
+	ar rcs $@ $(BUILD)/knnlm-public.o
+
+# a program of its own: the public archive and header only (and no fault-injection wrappers)
+$(BUILD)/tests/test_public_api: $(BUILD)/tests/test_public_api.o $(PUBLIC_LIB)
+	$(CXX) $(OPT) -fopenmp -L$(OPENBLAS_DIR) -Wl,-rpath,$(OPENBLAS_DIR) $(LDFLAGS) $< $(PUBLIC_LIB) $(KN_LDLIBS) -o $@
 
 $(BIN): $(CLI_OBJ) $(LIB)
 	$(CXX) $(KN_LDFLAGS) $(CLI_OBJ) $(LIB) $(KN_LDLIBS) -o $@

@@ -1,5 +1,6 @@
 /* config.c — see config.h. Defaults are those of transformers' GPT2Config. */
 #include "model/config.h"
+#include "model/gpt2.h"
 
 #include "util/error.h"
 #include "util/file.h"
@@ -89,4 +90,19 @@ int gpt2_config_load(Gpt2Config *cfg, const char *path) {
     cJSON_Delete(root);
     free(text);
     return rc;
+}
+
+/* The names of the key types (gpt2.h), kept beside the rest of what describes a model, so that the manifest
+ * reader needs no forward pass. */
+static const char *const key_names[] = {"last_ffn_input", "final_hidden", "last_layer_output"};
+
+const char *gpt2_key_name(Gpt2KeyType key) { return key_names[key]; }
+
+int gpt2_key_parse(const char *name, Gpt2KeyType *key) {
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, key_names[i]) == 0) {
+            *key = (Gpt2KeyType)i;
+            return KN_OK;
+        }
+    return kn_error(KN_EINVAL, "key type \"%s\" is not one of last_ffn_input, final_hidden, last_layer_output", name);
 }

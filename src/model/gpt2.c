@@ -51,19 +51,6 @@ struct Gpt2State {
     long prof_calls;
 };
 
-static const char *const key_names[] = {"last_ffn_input", "final_hidden", "last_layer_output"};
-
-const char *gpt2_key_name(Gpt2KeyType key) { return key_names[key]; }
-
-int gpt2_key_parse(const char *name, Gpt2KeyType *key) {
-    for (int i = 0; i < 3; i++)
-        if (strcmp(name, key_names[i]) == 0) {
-            *key = (Gpt2KeyType)i;
-            return KN_OK;
-        }
-    return kn_error(KN_EINVAL, "key type \"%s\" is not one of last_ffn_input, final_hidden, last_layer_output", name);
-}
-
 int gpt2_state_create(Gpt2State **out, const Gpt2 *m, int max_tokens, int kv_cache) {
     const Gpt2Config *c = &m->cfg;
     *out = NULL;

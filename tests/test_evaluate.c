@@ -74,6 +74,18 @@ static int check_tokens(void *ctx, const ScoredToken *t, int n) {
     return KN_OK;
 }
 
+/* Windows of 64 moved by 32, K neighbours from ix over ds. */
+static EvalOptions options(const KnnIndex *ix, const Dstore *ds) {
+    EvalOptions o;
+    evaluate_defaults(&o);
+    o.window = 64;
+    o.stride = 32;
+    o.index = ix;
+    o.dstore = ds;
+    o.k = K;
+    return o;
+}
+
 static void run(const char *index_name, int nprobe, int exact, Check *c, const int32_t *text, int64_t n) {
     Dstore *ds;
     KnnIndex *ix;
@@ -92,13 +104,7 @@ static void run(const char *index_name, int nprobe, int exact, Check *c, const i
     c->n_keys = dstore_size(ds);
     c->keys = malloc((size_t)c->n_keys * dstore_dim(ds) * sizeof(float));
     dstore_keys(ds, 0, c->n_keys, c->keys);
-    EvalOptions o;
-    evaluate_defaults(&o);
-    o.window = 64;
-    o.stride = 32;
-    o.index = ix;
-    o.dstore = ds;
-    o.k = K;
+    EvalOptions o = options(ix, ds);
     o.exact_distances = exact;
     EvalStats st;
     int rc = evaluate(m, text, n, &o, check_tokens, c, NULL, &st);
@@ -119,12 +125,7 @@ static void run(const char *index_name, int nprobe, int exact, Check *c, const i
     o.key = o.key == KEY_FINAL_HIDDEN ? KEY_LAST_FFN_INPUT : KEY_FINAL_HIDDEN;
     CHECK_EQ_INT(evaluate(m, text, n, &o, check_tokens, c, NULL, NULL), KN_EMISMATCH);
     CHECK_MSG(strstr(kn_errmsg(), "keys but the evaluation would query it with") != NULL, "%s", kn_errmsg());
-    evaluate_defaults(&o);
-    o.window = 64;
-    o.stride = 32;
-    o.index = ix;
-    o.dstore = ds;
-    o.k = K;
+    o = options(ix, ds);
     Gpt2 *f16;
     CHECK_OK(gpt2_load(&f16, MODEL, MODEL "/model-f16.safetensors")); /* the same model, another weights file */
     CHECK_EQ_INT(evaluate(f16, text, n, &o, check_tokens, c, NULL, NULL), KN_EMISMATCH);
@@ -151,13 +152,7 @@ static void test_ids_past_datastore(const int32_t *text, int64_t n) {
     dstore_keys(ds, 0, N, keys);
     CHECK_OK(index_create(&ix, dstore_dim(ds), "IDMap,Flat"));
     CHECK_OK(index_add_range(ix, N, N, dstore_dim(ds), keys));
-    EvalOptions o;
-    evaluate_defaults(&o);
-    o.window = 64;
-    o.stride = 32;
-    o.index = ix;
-    o.dstore = ds;
-    o.k = K;
+    EvalOptions o = options(ix, ds);
     Check c = {0};
     c.ds = ds;
     c.stream = text;

@@ -27,7 +27,7 @@ $K ppl --model $MODEL --text $VALID --window 512 --stride 256 --max-tokens 30000
 
 echo; echo "== 2. datastore: keys of the first 300,000 tokens of the train sample"
 $K datastore build --model $MODEL --corpus $TRAIN --out "$OUT/dstore" --window 512 --stride 256 --max-tokens 300000
-$K datastore verify "$OUT/dstore" --quiet
+$K datastore verify --dstore "$OUT/dstore" --quiet
 
 echo; echo "== 3. index (exact search)"
 [ -e "$OUT/dstore/flat.faiss" ] || $K index build --dstore "$OUT/dstore" --out "$OUT/dstore/flat.faiss"
@@ -43,3 +43,19 @@ $K query --model $MODEL --dstore "$OUT/dstore" --index "$OUT/dstore/flat.faiss" 
 head -n 3 "$OUT/query.jsonl"
 echo "..."
 echo; echo "Outputs in $OUT: sweep.csv, sweep.json, ppl_vs_lambda.svg (open it in a browser), cases.jsonl, query.jsonl"
+
+# knnlm on the PATH: installed under PREFIX (default /usr/local) when we may write there (root, as in the README)
+PREFIX=${PREFIX:-/usr/local}
+echo
+if [ -w "$PREFIX" ] || { [ ! -e "$PREFIX" ] && [ -w "$(dirname "$PREFIX")" ]; }; then
+    make -s install PREFIX="$PREFIX"
+    case ":$PATH:" in
+        *":$PREFIX/bin:"*) echo "knnlm is now on your PATH ($PREFIX/bin/knnlm): try knnlm --help, or man knnlm" ;;
+        *) echo "knnlm is installed as $PREFIX/bin/knnlm (add $PREFIX/bin to your PATH)" ;;
+    esac
+else
+    echo "The program is $PWD/$K; to put it on your PATH: sudo make install (or make install PREFIX=\$HOME/.local)"
+fi
+echo
+echo "Talk to it: the HTTP service and the viewer on this datastore (then open http://127.0.0.1:8080/):"
+echo "  $K serve --model $MODEL --dstore $OUT/dstore --index $OUT/dstore/flat.faiss"

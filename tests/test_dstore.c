@@ -274,6 +274,11 @@ static void test_shards_and_merge(void) {
     CHECK(memcmp(a, b, 2999 * 64 * sizeof(float)) == 0);
     int64_t rows[4] = {2998, 0, 1500, -1};
     float r[4 * 64];
+    /* prefetching (rows of every part, unsorted, repeated, -1 and past the end among them) changes nothing */
+    int64_t ahead[9] = {2998, 0, 1500, -1, 2998, 2999, 1, 1000, 999};
+    dstore_prefetch_rows(linked, ahead, 9);
+    dstore_prefetch_rows(full, ahead, 9);
+    dstore_prefetch_rows(full, ahead, 0);
     dstore_key_rows(linked, rows, 4, r);
     CHECK(memcmp(r, a + 2998 * 64, 64 * sizeof(float)) == 0 && memcmp(r + 128, a + 1500 * 64, 64 * sizeof(float)) == 0);
     CHECK(r[3 * 64] != r[3 * 64]); /* row -1 gives NaN */

@@ -2,9 +2,7 @@
  * every query, --exact-distances recomputes the squared L2 distance of an approximate index's candidates from
  * the datastore's keys (matching brute force) and re-sorts them, every token of the text is scored once in
  * order with the LM's log-probability of the next token, and bad options are refused. */
-#include "dstore/build.h"
-#include "dstore/dstore.h"
-#include "index/dstore_index.h"
+#include "dstore_fixture.h"
 #include "knnlm/evaluate.h"
 #include "util/error.h"
 #include "test.h"
@@ -171,32 +169,7 @@ static void test_ids_past_datastore(const int32_t *text, int64_t n) {
 int main(void) {
     strcpy(dir, "/tmp/knnlm-test-eval-XXXXXX");
     if (!mkdtemp(dir)) return 1;
-    char out[128], path[128];
-    snprintf(out, sizeof out, "%s/ds", dir);
-    DstoreBuildOptions bo;
-    dstore_build_defaults(&bo);
-    bo.model_dir = MODEL;
-    bo.corpus_path = "data/kowiki-sample/train.txt";
-    bo.out_dir = out;
-    bo.window = 64;
-    bo.stride = 32;
-    bo.max_tokens = 4000;
-    DstoreBuildReport br;
-    Dstore *ds;
-    IndexBuildOptions io;
-    IndexBuildReport ir;
-    if (dstore_build(&bo, NULL, &br) != KN_OK || dstore_open(&ds, out) != KN_OK) {
-        fprintf(stderr, "setup: %s\n", kn_errmsg());
-        return 1;
-    }
-    index_build_defaults(&io);
-    snprintf(path, sizeof path, "%s/flat.faiss", dir);
-    int rc = dstore_index_build(ds, path, &io, NULL, &ir);
-    io.factory = "IVF16,PQ8";
-    snprintf(path, sizeof path, "%s/pq.faiss", dir);
-    if (rc == KN_OK) rc = dstore_index_build(ds, path, &io, NULL, &ir);
-    dstore_close(ds);
-    if (rc != KN_OK) {
+    if (fixture_dstore(dir, MODEL, 4000, "IVF16,PQ8") != KN_OK) {
         fprintf(stderr, "setup: %s\n", kn_errmsg());
         return 1;
     }

@@ -650,6 +650,70 @@ static void test_bad_factory_and_arguments(void) {
     index_free(ix);
 }
 
+/* index_train_monitored: Faiss' k-means iterations as one phase, one progress call per iteration (IVF: 10,
+ * Faiss' Level1Quantizer default; each of the 4 PQ sub-quantizers: 25, ClusteringParameters' default), and the
+ * same index as index_train gives. */
+typedef struct {
+    int begins, ends, calls, in_order;
+    uint64_t total, last, end_done;
+} KmeansLog;
+
+static void km_begin(void *ctx, const char *what, const char *unit, uint64_t total, uint64_t done) {
+    KmeansLog *l = ctx;
+    l->begins++;
+    l->total = total;
+    CHECK(!strcmp(what, "index k-means") && !strcmp(unit, "iterations") && done == 0);
+}
+static void km_progress(void *ctx, uint64_t done, uint64_t bytes) {
+    KmeansLog *l = ctx;
+    l->calls++;
+    l->in_order += done == l->last + 1;
+    l->last = done;
+}
+static void km_end(void *ctx, uint64_t done, uint64_t bytes) {
+    KmeansLog *l = ctx;
+    l->ends++;
+    l->end_done = done;
+}
+
+static void test_training_reports_kmeans(void) {
+    enum { K = 4, NT = 4096 };
+    KmeansLog log = {0};
+    KnMonitor mon = {km_begin, km_progress, km_end, &log, NULL};
+    KnnIndex *plain = NULL, *watched = NULL;
+    CHECK_OK(index_create(&plain, D, "IVF16,PQ4"));
+    CHECK_OK(index_create(&watched, D, "IVF16,PQ4"));
+    if (!plain || !watched) goto out;
+    CHECK_OK(index_train(plain, NT, D, g_base));
+    CHECK_OK(index_train_monitored(watched, NT, D, g_base, &mon));
+    CHECK_EQ_INT(log.begins, 1);
+    CHECK_EQ_INT(log.ends, 1);
+    CHECK_EQ_INT((int)log.total, 10 + 4 * 25);
+    CHECK_EQ_INT(log.calls, 10 + 4 * 25);
+    CHECK_EQ_INT(log.in_order, log.calls);
+    CHECK_EQ_INT((int)log.end_done, 10 + 4 * 25);
+    CHECK_OK(index_add(plain, N, D, g_base));
+    CHECK_OK(index_add(watched, N, D, g_base));
+    float d1[NQ * K], d2[NQ * K];
+    int64_t i1[NQ * K], i2[NQ * K];
+    CHECK_OK(index_set_nprobe(plain, 4));
+    CHECK_OK(index_set_nprobe(watched, 4));
+    CHECK_OK(index_search(plain, NQ, D, g_query, K, d1, i1));
+    CHECK_OK(index_search(watched, NQ, D, g_query, K, d2, i2));
+    CHECK(memcmp(i1, i2, sizeof i1) == 0 && memcmp(d1, d2, sizeof d1) == 0);
+    /* a Flat index needs no training: no phase at all */
+    index_free(plain);
+    plain = NULL;
+    log = (KmeansLog){0};
+    CHECK_OK(index_create(&plain, D, "IVF16,Flat"));
+    CHECK_OK(index_train_monitored(plain, NT, D, g_base, &mon));
+    CHECK_EQ_INT((int)log.total, 10);
+    CHECK_EQ_INT(log.calls, 10);
+out:
+    index_free(plain);
+    index_free(watched);
+}
+
 static void test_large_query_batch(void) {
     enum { K = 2, ROWS = 500 };
     float *dist = malloc(sizeof(float) * N * K), *dist1 = malloc(sizeof(float) * N * K);
@@ -829,6 +893,7 @@ int main(void) {
     RUN(test_merge_shards_equals_in_memory);
     RUN(test_merge_refuses_bad_shards);
     RUN(test_bad_factory_and_arguments);
+    RUN(test_training_reports_kmeans);
     RUN(test_large_query_batch);
     RUN(test_bad_files);
     RUN(test_failed_write_keeps_old_file);

@@ -35,11 +35,25 @@ static int parse_precision(const char *s, Gpt2Precision *p) {
     return KN_OK;
 }
 
+/* The window and stride of a build: a --window above the model's n_positions is clamped with a message
+ * (cli_clamp_window); left out, 1024 or n_positions if smaller, and half the window. 0: not given. */
+static void resolve_window(const char *model_dir, int *window, int *stride) {
+    char path[4096];
+    Gpt2Config cfg;
+    int n_positions = 1024;
+    /* an unreadable config.json is reported by the build itself, with the rest of the model */
+    if (snprintf(path, sizeof path, "%s/config.json", model_dir) < (int)sizeof path && gpt2_config_load(&cfg, path) == KN_OK)
+        n_positions = cfg.n_positions;
+    if (*window) cli_clamp_window("datastore build", n_positions, window, stride);
+    else *window = n_positions < 1024 ? n_positions : 1024;
+    if (!*stride) *stride = (*window + 1) / 2;
+}
+
 static int datastore_build(int argc, char **argv) {
     DstoreBuildOptions o;
     dstore_build_defaults(&o);
     const char *key = "last_ffn_input", *dtype = "f16", *shard = NULL, *format = "auto", *precision = "auto";
-    int replace = 0, quiet, max_tokens = 0;
+    int replace = 0, quiet, max_tokens = 0, window = 0, stride = 0, link = 0;
     double checkpoint = o.checkpoint_seconds;
     const ArgOpt opts[] = {
         {"--model", ARG_STR, &o.model_dir, "DIR", "a Hugging Face GPT-2 folder (config.json, tokenizer.json, weights)", 1},
@@ -47,15 +61,16 @@ static int datastore_build(int argc, char **argv) {
         {"--corpus", ARG_STR, &o.corpus_path, "FILE", "UTF-8 text, one paragraph per line, or WikiExtractor <doc> output", 1},
         {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
         {"--out", ARG_STR, &o.out_dir, "DSTORE", "the datastore folder (created; an unfinished build there is resumed)", 1},
-        {"--window", ARG_INT, &o.window, "N", "tokens per window (default 1024)", 0},
-        {"--stride", ARG_INT, &o.stride, "N", "tokens between window starts (default 512)", 0},
+        {"--window", ARG_INT, &window, "N", "tokens per window (default: 1024, or the model's n_positions if smaller; a larger one is clamped to it)", 0, 1, ARG_INT_MAX},
+        {"--stride", ARG_INT, &stride, "N", "tokens between window starts, at most --window (default: half the window)", 0, 1, ARG_INT_MAX},
         {"--key", ARG_STR, &key, "TYPE", "last_ffn_input (default), final_hidden or last_layer_output", 0},
         {"--dtype", ARG_STR, &dtype, "f16|f32", "key precision on disk (default f16)", 0},
         {"--precision", ARG_STR, &precision, "P", "the forward pass' arithmetic: fp32 (exact), bf16 (about 1.8x faster, keys within ~0.5 %), auto (default: bf16 where the CPU has AVX512_BF16, else fp32)", 0},
-        {"--max-tokens", ARG_INT, &max_tokens, "N", "use only the first N tokens of the corpus' stream", 0},
+        {"--max-tokens", ARG_INT, &max_tokens, "N", "use only the first N tokens of the corpus' stream (default: all)", 0, 1, ARG_INT_MAX},
         {"--shard", ARG_STR, &shard, "i/N", "build only part i of N (contiguous windows); join with datastore merge", 0},
-        {"--checkpoint-seconds", ARG_DOUBLE, &checkpoint, "S", "time between checkpoints (default 60)", 0},
+        {"--checkpoint-seconds", ARG_DOUBLE, &checkpoint, "S", "seconds between checkpoints (default 60; 0: after every window)", 0, 0, 1e6},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
+        {"--link", ARG_FLAG, &link, NULL, "knnlm-mpi under mpirun: keep the ranks' shards in DSTORE.shards/ and link DSTORE to them (datastore merge --link) instead of copying", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm datastore build", "Builds a kNN-LM datastore: keys.npy [N, D], vals.npy [N, 1] int32, tokens.npy and manifest.json.",
@@ -63,7 +78,9 @@ static int datastore_build(int argc, char **argv) {
                           "Every paragraph's tokens are followed by </s>; a sliding window (--window/--stride) gives every token of the\n"
                           "stream but the last one exactly one entry: key = the model's representation at that position, value = the next\n"
                           "token. Safe to kill at any time: run the same command again and it resumes from its last checkpoint, ending\n"
-                          "with the same bytes. SIGINT/SIGTERM stop it cleanly at a checkpoint.",
+                          "with the same bytes. SIGINT/SIGTERM stop it cleanly at a checkpoint.\n"
+                          "knnlm-mpi under mpirun -n R: rank r builds shard r/R into DSTORE.shards/r (resumable), rank 0 merges the\n"
+                          "shards into DSTORE (the same bytes as one process) and removes them (with --link: keeps them and links).",
                           opts};
     char *rest[1];
     int nrest;
@@ -80,7 +97,11 @@ static int datastore_build(int argc, char **argv) {
     if (rc == KN_OK) rc = parse_precision(precision, &o.precision);
     if (rc == KN_OK) rc = parse_shard(shard, &o.shard_index, &o.shard_count);
     if (rc == KN_OK) rc = corpus_format_parse(format, &o.corpus_format);
-    if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
+    if (rc == KN_OK && link && !cli_mpi) rc = kn_error(KN_EINVAL, "--link: only for knnlm-mpi on several ranks (mpirun -n R), whose shards it links");
+    if (rc == KN_OK && cli_mpi && shard) rc = kn_error(KN_EINVAL, "--shard %s: knnlm-mpi gives each rank its shard; run --shard with knnlm", shard);
+    if (rc == KN_OK) resolve_window(o.model_dir, &window, &stride);
+    o.window = window;
+    o.stride = stride;
     OutPlan *plan = NULL;
     if (rc == KN_OK) rc = outplan_create(&plan, 0);
     if (rc == KN_OK) rc = outplan_input(plan, "--corpus", o.corpus_path);
@@ -94,7 +115,7 @@ static int datastore_build(int argc, char **argv) {
     cli_monitor_init(&mon, quiet);
     cli_catch_signals();
     DstoreBuildReport rep;
-    rc = dstore_build(&o, &mon.monitor, &rep);
+    rc = cli_mpi ? cli_mpi->dstore_build(&o, link, &mon.monitor, &rep) : dstore_build(&o, &mon.monitor, &rep);
     if (rc != KN_OK) return cli_fail("datastore build", rc);
     if (rep.already_complete)
         printf("%s: already complete (%lld entries); nothing to do\n", o.out_dir, (long long)rep.entries);
@@ -179,33 +200,40 @@ static int show_unfinished(const char *dir, int json) {
 
 static int datastore_info(int argc, char **argv, int verify) {
     int quiet, json = 0;
-    const ArgOpt opts[] = {{"--json", ARG_FLAG, &json, NULL, "print the manifest as JSON", 0}, {0}};
-    const ArgSpec info = {"knnlm datastore info", "Shows what a datastore holds and how it was made.", "DSTORE [--json]", NULL, opts};
+    const char *dstore = NULL;
+    const ArgOpt opts[] = {
+        {"--dstore", ARG_STR, &dstore, "DSTORE", "the datastore folder (or give it as the one argument)", 0},
+        {"--json", ARG_FLAG, &json, NULL, "print the manifest as JSON", 0},
+        {0},
+    };
+    const ArgOpt verify_opts[] = {opts[0], {0}};
+    const ArgSpec info = {"knnlm datastore info", "Shows what a datastore holds and how it was made.", "--dstore DSTORE [--json]   (or: DSTORE [--json])", NULL, opts};
     const ArgSpec check = {"knnlm datastore verify",
                            "Reads a whole datastore and checks it: shapes and dtype against the manifest, every key finite, every value\n"
                            "a token id below the vocabulary size and equal to the next token of tokens.npy, and the files' hashes.",
-                           "DSTORE", NULL, opts + 1};
+                           "--dstore DSTORE   (or: DSTORE)", NULL, verify_opts};
     char *rest[1];
     int nrest;
     int a = args_parse(verify ? &check : &info, argc, argv, rest, 1, &nrest, &quiet);
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
     const char *cmd = verify ? "datastore verify" : "datastore info";
-    if (nrest != 1) {
-        fprintf(stderr, "knnlm %s: give one datastore folder\n", cmd);
+    if (nrest + (dstore != NULL) != 1) {
+        fprintf(stderr, "knnlm %s: give one datastore folder: --dstore DSTORE (or as the one argument)\n", cmd);
         return EXIT_USAGE;
     }
+    if (!dstore) dstore = rest[0];
     Dstore *ds;
-    int rc = dstore_open(&ds, rest[0]);
-    if (rc != KN_OK && !verify && show_unfinished(rest[0], json)) return EXIT_OK;
+    int rc = dstore_open(&ds, dstore);
+    if (rc != KN_OK && !verify && show_unfinished(dstore, json)) return EXIT_OK;
     if (rc != KN_OK) return cli_fail(cmd, rc);
     const DstoreManifest *m = dstore_manifest(ds);
     if (!verify && json) {
-        print_file(rest[0], "manifest.json");
+        print_file(dstore, "manifest.json");
     } else if (!verify) {
         double gib = (double)m->entries * m->dim * npy_dtype_size(m->dtype) / 1073741824.0;
         printf("datastore   %s\nentries     %lld (stream entries %lld..%lld of %lld tokens)\nkeys        %s [%lld, %d], %.2f GiB\n"
                "key         %s (%s forward pass)\nwindow      %d, stride %d\nmodel       %s (weights %s, %d layers, vocab %d)\ncorpus      %s (%s, hash %s%s)\n",
-               rest[0], (long long)m->entries, (long long)m->entry_begin, (long long)(m->entry_begin + m->entries - 1), (long long)m->tokens,
+               dstore, (long long)m->entries, (long long)m->entry_begin, (long long)(m->entry_begin + m->entries - 1), (long long)m->tokens,
                m->dtype == NPY_F16 ? "float16" : "float32", (long long)m->entries, m->dim, gib, m->key, m->precision, m->window, m->stride, m->model,
                m->weights_hash, m->n_layer, m->vocab_size, m->corpus, m->corpus_format, m->corpus_hash, m->max_tokens ? ", truncated by --max-tokens" : "");
         if (m->shard_count > 1) printf("shard       %d of %d\n", m->shard_index, m->shard_count);
@@ -217,7 +245,7 @@ static int datastore_info(int argc, char **argv, int verify) {
         DstoreVerifyReport rep;
         rc = dstore_verify(ds, &mon.monitor, &rep);
         if (rc == KN_OK)
-            printf("%s: ok: %lld entries, keys finite, values in [0, %d)%s%s\n", rest[0], (long long)rep.entries, m->vocab_size,
+            printf("%s: ok: %lld entries, keys finite, values in [0, %d)%s%s\n", dstore, (long long)rep.entries, m->vocab_size,
                    rep.value_mismatches == 0 ? ", values match tokens.npy" : "", rep.hashes_checked ? ", hashes match the manifest" : "");
     }
     dstore_close(ds);
@@ -226,14 +254,19 @@ static int datastore_info(int argc, char **argv, int verify) {
 
 int cmd_datastore(int argc, char **argv) {
     const char *usage = "usage: knnlm datastore build|merge|info|verify [options]   (each with --help)\n";
+    static const ArgSubcommand subs[] = {
+        {"build", "build a datastore from a corpus (resumable, shardable)"},
+        {"merge", "join the shards of a datastore built with --shard i/N"},
+        {"info", "show what a datastore holds and how it was made"},
+        {"verify", "read a whole datastore and check it"},
+        {0},
+    };
     if (argc < 2) {
         fputs(usage, stderr);
         return EXIT_USAGE;
     }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        fputs(usage, stdout);
-        printf("  build    build a datastore from a corpus (resumable, shardable)\n  merge    join shards\n"
-               "  info     show what a datastore holds\n  verify   read it all and check it\n");
+        args_print_subcommands("knnlm datastore", "A kNN datastore: keys.npy [N, D], vals.npy [N, 1], tokens.npy and manifest.json in one folder.", subs);
         return EXIT_OK;
     }
     if (!strcmp(argv[1], "build")) return datastore_build(argc - 1, argv + 1);
@@ -247,7 +280,8 @@ int cmd_datastore(int argc, char **argv) {
 int cmd_corpus(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "split") != 0) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-            printf("usage: knnlm corpus split --corpus FILE --train-out FILE --heldout-out FILE [--train 0.8] [--seed S] [--force]\n");
+            static const ArgSubcommand subs[] = {{"split", "split a corpus into train / held-out files by whole documents, reproducibly (--seed)"}, {0}};
+            args_print_subcommands("knnlm corpus", "Prepares a corpus for a datastore and its evaluation.", subs);
             return EXIT_OK;
         }
         fprintf(stderr, "usage: knnlm corpus split [options]   (knnlm corpus split --help)\n");
@@ -260,8 +294,8 @@ int cmd_corpus(int argc, char **argv) {
         {"--corpus", ARG_STR, &corpus, "FILE", "one document per line, or WikiExtractor <doc> output", 1},
         {"--train-out", ARG_STR, &train_out, "FILE", "where the training documents go (the datastore's corpus)", 1},
         {"--heldout-out", ARG_STR, &heldout_out, "FILE", "where the held-out documents go (for evaluation)", 1},
-        {"--train", ARG_DOUBLE, &train, "F", "share of documents for training (default 0.8)", 0},
-        {"--seed", ARG_INT, &seed, "S", "random seed (default 0): the same seed gives the same split", 0},
+        {"--train", ARG_DOUBLE, &train, "F", "share of documents for training, between 0 and 1 (default 0.8)", 0, 0, 1},
+        {"--seed", ARG_INT, &seed, "S", "random seed, 0 or more (default 0): the same seed gives the same split", 0, 0, ARG_INT_MAX},
         {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
         {"--force", ARG_FLAG, &force, NULL, "replace --train-out / --heldout-out if they exist (never an input)", 0},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "let invalid UTF-8 through (copied as it is; build and ppl need the flag too)", 0},

@@ -8,62 +8,19 @@
 #include "index/dstore_index.h"
 #include "knnlm/cases.h"
 #include "knnlm/evaluate.h"
+#include "knnlm/overlap.h"
 #include "knnlm/plot.h"
 #include "knnlm/sweep.h"
 #include "util/error.h"
 #include "util/file.h"
 #include "util/hash.h"
+#include "util/npy.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* What eval and query both open and check. */
-typedef struct {
-    Gpt2 *model;
-    Tokenizer *tk;
-    Dstore *ds;
-    KnnIndex *index;
-} KnnSetup;
-
-static void setup_free(KnnSetup *s) {
-    index_free(s->index);
-    dstore_close(s->ds);
-    tokenizer_free(s->tk);
-    gpt2_free(s->model);
-}
-
-/* Loads everything and checks that the datastore was built with this model's weights, that the index belongs
- * to the datastore, and that k fits. */
-static int setup_open(KnnSetup *s, const char *model_dir, const char *weights, const char *dstore, const char *index, int nprobe, int k) {
-    memset(s, 0, sizeof *s);
-    /* that the model, the datastore and the index belong together (weights hash, dimensions, key type, k) is
-     * checked by evaluate() itself, for every caller of the library */
-    int rc = cli_load_model(model_dir, weights, &s->model, &s->tk);
-    if (rc == KN_OK) rc = dstore_open(&s->ds, dstore);
-    if (rc == KN_OK) rc = dstore_index_open(&s->index, index, s->ds);
-    if (rc == KN_OK && nprobe < 1) rc = kn_error(KN_EINVAL, "--nprobe %d: must be at least 1", nprobe);
-    if (rc == KN_OK) rc = index_set_nprobe(s->index, nprobe);
-    if (rc == KN_OK && k < 1) rc = kn_error(KN_EINVAL, "--k %d: must be at least 1", k);
-    if (rc == KN_OK && k > dstore_size(s->ds)) rc = kn_error(KN_EINVAL, "--k %d: larger than the datastore (%lld entries)", k, (long long)dstore_size(s->ds));
-    if (rc == KN_OK) dstore_advise(s->ds, DSTORE_RANDOM);
-    if (rc != KN_OK) setup_free(s);
-    return rc;
-}
-
-static int parse_distance(const char *s, KnnDistance *d) {
-    if (!strcmp(s, "l2sq")) *d = KNN_DIST_L2SQ;
-    else if (!strcmp(s, "l2")) *d = KNN_DIST_L2;
-    else return kn_error(KN_EINVAL, "--distance %s: expected l2sq (squared L2, as Faiss returns it) or l2", s);
-    return KN_OK;
-}
-
-static int parse_lambda(double x, const char *opt) {
-    if (!(x >= 0 && x <= 1)) return kn_error(KN_EINVAL, "%s %g: λ must be in [0, 1]", opt, x);
-    return KN_OK;
-}
 
 typedef struct {
     Sweep *sweep;
@@ -94,6 +51,24 @@ static void default_ks(char *buf, size_t cap, int k) {
     snprintf(buf + strlen(buf), cap - strlen(buf), "%d", k);
 }
 
+/* One line on stderr when much of the text occurs verbatim in the datastore's corpus (its tokens.npy; a
+ * datastore without one is not checked): the kNN would then copy the answers, and the perplexity would not
+ * measure what it should. Windows of 32 tokens: shorter ones also match shared boilerplate. */
+static void warn_overlap(const char *dstore, const char *text, const int32_t *ids, int64_t n) {
+    enum { GRAM = 32 };
+    char path[PATH_MAX];
+    NpyArray tokens;
+    if (path_join(path, sizeof path, dstore, "tokens.npy") != KN_OK || !file_exists(path) || npy_map(&tokens, path) != KN_OK) return;
+    OverlapReport r;
+    if (tokens.dtype == NPY_I32 && overlap_measure(ids, n, tokens.data, tokens.numel, GRAM, &r) == KN_OK && r.windows > 0 &&
+        r.found * 20 >= r.windows)
+        fprintf(stderr,
+                "knnlm eval: warning: %.0f %% of %s's %d-token windows occur verbatim in the datastore's corpus (%s): the kNN can copy "
+                "them, so this perplexity says little about new text\n",
+                100.0 * (double)r.found / (double)r.windows, text, GRAM, path);
+    npy_unmap(&tokens);
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *weights = NULL, *dstore = NULL, *index = NULL, *text = NULL, *format = "auto";
     const char *lambdas = "0:1:0.05", *ks_spec = NULL, *temps = "1", *distance = "l2sq";
@@ -107,22 +82,22 @@ int cmd_eval(int argc, char **argv) {
         {"--index", ARG_STR, &index, "INDEX", "its index (knnlm index build)", 1},
         {"--text", ARG_STR, &text, "FILE", "held-out text, one paragraph per line (or WikiExtractor output)", 1},
         {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
-        {"--k", ARG_INT, &k, "N", "neighbours searched per token (default 8)", 0},
+        {"--k", ARG_INT, &k, "N", "neighbours searched per token (default 8)", 0, 1, ARG_INT_MAX},
         {"--ks", ARG_STR, &ks_spec, "LIST", "k values evaluated from that one search, each <= --k (default: 8, 16, ... and --k)", 0},
         {"--lambda", ARG_STR, &lambdas, "GRID", "λ values: start:stop:step or a list (default 0:1:0.05)", 0},
         {"--temperature", ARG_STR, &temps, "LIST", "kNN softmax temperatures (default 1)", 0},
         {"--distance", ARG_STR, &distance, "KIND", "l2sq (default: squared L2, as Faiss returns it) or l2", 0},
-        {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32; no effect on Flat)", 0},
+        {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32; no effect on Flat)", 0, 1, ARG_INT_MAX},
         {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute the neighbours' distances from the datastore's keys (always done for an exact index)", 0},
-        {"--window", ARG_INT, &window, "N", "tokens per window (default: the datastore's)", 0},
-        {"--stride", ARG_INT, &stride, "N", "tokens between window starts (default: the datastore's)", 0},
-        {"--max-tokens", ARG_INT, &max_tokens, "N", "evaluate only the first N tokens of the text's stream", 0},
+        {"--window", ARG_INT, &window, "N", "tokens per window (default: the datastore's; one above the model's n_positions is clamped to it)", 0, 1, ARG_INT_MAX},
+        {"--stride", ARG_INT, &stride, "N", "tokens between window starts, at most --window (default: the datastore's, or half of --window)", 0, 1, ARG_INT_MAX},
+        {"--max-tokens", ARG_INT, &max_tokens, "N", "evaluate only the first N tokens of the text's stream (default: all)", 0, 1, ARG_INT_MAX},
         {"--csv", ARG_STR, &csv, "FILE", "write every (λ, k, T) point as CSV", 0},
         {"--json", ARG_STR, &json, "FILE", "write the results as JSON ({\"tokens\", \"lm_ppl\", \"knn_ppl\", \"sweep\", \"best\", ...})", 0},
         {"--plot", ARG_STR, &plot, "FILE.svg", "write the plot of perplexity against λ (SVG)", 0},
         {"--cases", ARG_STR, &cases, "FILE.jsonl", "write the case analysis, one JSON object per token", 0},
-        {"--case-lambda", ARG_DOUBLE, &case_lambda, "L", "the λ the case analysis describes (default 0.25)", 0},
-        {"--case-k", ARG_INT, &case_k, "N", "neighbours shown per token in the case analysis (default 8, at most --k)", 0},
+        {"--case-lambda", ARG_DOUBLE, &case_lambda, "L", "the λ the case analysis describes, from 0 to 1 (default 0.25)", 0, 0, 1},
+        {"--case-k", ARG_INT, &case_k, "N", "neighbours shown per token in the case analysis (default 8, at most --k)", 0, 1, ARG_INT_MAX},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
         {"--force", ARG_FLAG, &force, NULL, "replace existing --csv/--json/--plot/--cases files that eval did not write (never an input)", 0},
         {0},
@@ -144,15 +119,11 @@ int cmd_eval(int argc, char **argv) {
     default_ks(ks_default, sizeof ks_default, k > 0 ? k : 1);
     CorpusFormat fmt;
     int rc = corpus_format_parse(format, &fmt);
-    if (rc == KN_OK) rc = parse_distance(distance, &sc.distance);
+    if (rc == KN_OK) rc = cli_parse_distance(distance, &sc.distance);
     if (rc == KN_OK) rc = sweep_parse_lambdas(lambdas, "--lambda", &lam, &sc.n_lambdas);
-    /* --k first: --ks and --case-k are checked against it, and their messages would blame them for a bad --k */
-    if (rc == KN_OK && k < 1) rc = kn_error(KN_EINVAL, "--k %d: must be at least 1", k);
     if (rc == KN_OK) rc = sweep_parse_ks(ks_spec ? ks_spec : ks_default, "--ks", &kv, &sc.n_ks);
     if (rc == KN_OK) rc = sweep_parse_temperatures(temps, "--temperature", &tem, &sc.n_temperatures);
-    if (rc == KN_OK) rc = parse_lambda(case_lambda, "--case-lambda");
     if (rc == KN_OK && (case_k < 1 || case_k > k)) rc = kn_error(KN_EINVAL, "--case-k %d: must be between 1 and --k (%d)", case_k, k);
-    if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
     for (int i = 0; rc == KN_OK && i < sc.n_ks; i++)
         if (kv[i] > k) rc = kn_error(KN_EINVAL, "--ks: %d is larger than --k %d (the neighbours searched)", kv[i], k);
     sc.lambdas = lam;
@@ -173,10 +144,10 @@ int cmd_eval(int argc, char **argv) {
     if (rc == KN_OK) rc = outplan_output(plan, "--cases", cases, OUT_MARK_CASES, NULL);
     if (rc == KN_OK) rc = outplan_check(plan);
     outplan_free(plan);
-    KnnSetup s = {0};
+    CliKnn s = {0};
     Sweep *sweep = NULL;
     if (rc == KN_OK) rc = sweep_create(&sweep, &sc);
-    if (rc == KN_OK) rc = setup_open(&s, model_dir, weights, dstore, index, nprobe, k);
+    if (rc == KN_OK) rc = cli_knn_open(&s, model_dir, weights, dstore, index, nprobe, k);
     if (rc != KN_OK) {
         sweep_free(sweep);
         free(lam), free(kv), free(tem);
@@ -185,6 +156,8 @@ int cmd_eval(int argc, char **argv) {
     const DstoreManifest *m = dstore_manifest(s.ds);
     EvalOptions eo;
     evaluate_defaults(&eo);
+    /* 0: not given (the parser accepts only >= 1) */
+    if (window) cli_clamp_window("eval", gpt2_config(s.model)->n_positions, &window, &stride);
     eo.window = window ? window : m->window;
     eo.stride = stride ? stride : (window ? (eo.window + 1) / 2 : m->stride);
     gpt2_key_parse(m->key, &eo.key);
@@ -199,6 +172,7 @@ int cmd_eval(int argc, char **argv) {
     int64_t n = 0;
     rc = corpus_tokenize_all(s.tk, text, &co, &ids, &n, NULL);
     if (rc == KN_OK && n < 2) rc = kn_error(KN_EINVAL, "%s: gives %lld tokens; there is nothing to predict", text, (long long)n);
+    if (rc == KN_OK) warn_overlap(dstore, text, ids, n);
     EvalConsumer c = {sweep, NULL, {s.tk, case_lambda, sweep_config(sweep)->temperatures[0], sc.distance}, case_k};
     FileOut cases_out = {0};
     if (rc == KN_OK && cases && (rc = file_out_open(&cases_out, cases)) == KN_OK) c.cases = &cases_out;
@@ -224,7 +198,7 @@ int cmd_eval(int argc, char **argv) {
     free(ids);
     sweep_free(sweep);
     free(lam), free(kv), free(tem);
-    setup_free(&s);
+    cli_knn_close(&s);
     return rc == KN_OK ? EXIT_OK : cli_fail("eval", rc);
 }
 
@@ -253,11 +227,11 @@ int cmd_query(int argc, char **argv) {
         {"--index", ARG_STR, &index, "INDEX", "its index", 1},
         {"--context", ARG_STR, &context, "TEXT", "the text to analyse", 0},
         {"--context-file", ARG_STR, &context_file, "FILE", "read the text from a file instead", 0},
-        {"--k", ARG_INT, &k, "N", "neighbours (default 8)", 0},
-        {"--lambda", ARG_DOUBLE, &lambda, "L", "interpolation weight of the kNN side (default 0.25)", 0},
-        {"--temperature", ARG_DOUBLE, &temperature, "T", "kNN softmax temperature (default 1)", 0},
+        {"--k", ARG_INT, &k, "N", "neighbours (default 8)", 0, 1, ARG_INT_MAX},
+        {"--lambda", ARG_DOUBLE, &lambda, "L", "interpolation weight of the kNN side, from 0 to 1 (default 0.25)", 0, 0, 1},
+        {"--temperature", ARG_DOUBLE, &temperature, "T", "kNN softmax temperature, above 0 (default 1)", 0, 0, 1e300},
         {"--distance", ARG_STR, &distance, "KIND", "l2sq (default) or l2", 0},
-        {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32)", 0},
+        {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32)", 0, 1, ARG_INT_MAX},
         {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute distances from the datastore's keys (always done for an exact index)", 0},
         {0},
     };
@@ -274,25 +248,19 @@ int cmd_query(int argc, char **argv) {
     char *file_text = NULL;
     size_t len = 0;
     KnnDistance dk = KNN_DIST_L2SQ;
-    int rc = parse_distance(distance, &dk);
-    if (rc == KN_OK) rc = parse_lambda(lambda, "--lambda");
+    int rc = cli_parse_distance(distance, &dk);
     if (rc == KN_OK && !(temperature > 0)) rc = kn_error(KN_EINVAL, "--temperature %g: must be positive", temperature);
-    if (rc == KN_OK && !!context == !!context_file) rc = kn_error(KN_EINVAL, "give exactly one of --context TEXT and --context-file FILE");
-    if (rc == KN_OK && context_file && (rc = file_read_all(context_file, &file_text, &len)) == KN_OK) context = file_text;
-    if (rc == KN_OK) len = strlen(context);
-    if (rc == KN_OK && len == 0) rc = kn_error(KN_EINVAL, "the context is empty");
-    KnnSetup s = {0};
-    if (rc == KN_OK) rc = setup_open(&s, model_dir, weights, dstore, index, nprobe, k);
+    if (rc == KN_OK) rc = cli_text_option(context, context_file, "--context", "--context-file", &file_text, &context, &len);
+    CliKnn s = {0};
+    if (rc == KN_OK) rc = cli_knn_open(&s, model_dir, weights, dstore, index, nprobe, k);
     if (rc != KN_OK) {
         free(file_text);
         return cli_fail("query", rc);
     }
     IdVec ids = {0};
-    rc = tokenizer_encode(s.tk, context, len, 0, &ids);
-    if (rc != KN_OK) kn_error_wrap(rc, "%s", context_file ? context_file : "--context");
+    rc = cli_encode_text(s.tk, context, len, context_file ? context_file : "--context", &ids);
     const DstoreManifest *m = dstore_manifest(s.ds);
     const int maxT = gpt2_config(s.model)->n_positions;
-    if (rc == KN_OK && ids.len == 0) rc = kn_error(KN_EINVAL, "the context gives no tokens");
     /* the last maxT - 1 tokens, plus a placeholder after them so that the last position is scored too (its
      * output does not depend on the placeholder: attention is causal) */
     size_t first = ids.len > (size_t)maxT - 1 ? ids.len - ((size_t)maxT - 1) : 0;
@@ -316,6 +284,6 @@ int cmd_query(int argc, char **argv) {
     if (rc == KN_OK && fflush(stdout) != 0) rc = kn_error_errno("<stdout>: write failed");
     idvec_free(&ids);
     free(file_text);
-    setup_free(&s);
+    cli_knn_close(&s);
     return rc == KN_OK ? EXIT_OK : cli_fail("query", rc);
 }

@@ -12,7 +12,8 @@
 int cmd_index(int argc, char **argv) {
     if (argc < 2 || strcmp(argv[1], "build") != 0) {
         if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-            printf("usage: knnlm index build --dstore DSTORE --out INDEX [options]   (knnlm index build --help)\n");
+            static const ArgSubcommand subs[] = {{"build", "build a Faiss index over a datastore's keys (exact Flat, or IVF/PQ for large ones)"}, {0}};
+            args_print_subcommands("knnlm index", "The Faiss index eval and query search a datastore's keys with.", subs);
             return EXIT_OK;
         }
         fprintf(stderr, "usage: knnlm index build --dstore DSTORE --out INDEX [options]   (knnlm index build --help)\n");
@@ -26,11 +27,11 @@ int cmd_index(int argc, char **argv) {
         {"--dstore", ARG_STR, &dstore, "DSTORE", "the datastore folder (knnlm datastore build)", 1},
         {"--out", ARG_STR, &out, "INDEX", "the index file to write (plus INDEX.meta.json, and INDEX.ivfdata with --ondisk)", 1},
         {"--factory", ARG_STR, &o.factory, "STRING", "Faiss index factory string, L2 metric: \"Flat\" (default, exact) for small datastores, \"IVF4096,PQ64\" for large ones, or any other", 0},
-        {"--train-size", ARG_INT, &train_size, "N", "keys in the training sample (default: Faiss' recommendation, at least 65536)", 0},
-        {"--batch", ARG_INT, &batch, "N", "keys added per batch (default 65536)", 0},
-        {"--seed", ARG_INT, &seed, "S", "seed of the training sample (default 1)", 0},
+        {"--train-size", ARG_INT, &train_size, "N", "keys in the training sample (default: Faiss' recommendation, at least 65536)", 0, 1, ARG_INT_MAX},
+        {"--batch", ARG_INT, &batch, "N", "keys added per batch (default 65536)", 0, 1, ARG_INT_MAX},
+        {"--seed", ARG_INT, &seed, "S", "seed of the training sample, 0 or more (default 1)", 0, 0, ARG_INT_MAX},
         {"--ondisk", ARG_FLAG, &o.ondisk, NULL, "keep the inverted lists in a memory-mapped INDEX.ivfdata (IVF only): built as shards and merged, for indexes larger than memory", 0},
-        {"--shard-rows", ARG_INT, &shard_rows, "N", "with --ondisk: keys per shard held in memory at once (default 4194304)", 0},
+        {"--shard-rows", ARG_INT, &shard_rows, "N", "with --ondisk: keys per shard held in memory at once (default 4194304); under knnlm-mpi the ranks share out the shards, so give at least one per rank", 0, 1, ARG_INT_MAX},
         {"--force", ARG_FLAG, &force, NULL, "replace INDEX even if it is not an index knnlm built (never a datastore's own file)", 0},
         {0},
     };
@@ -43,14 +44,11 @@ int cmd_index(int argc, char **argv) {
     int nrest;
     int a = args_parse(&spec, argc - 1, argv + 1, rest, 0, &nrest, &quiet);
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
-    if (train_size < 0 || seed < 0) {
-        fprintf(stderr, "knnlm index build: --train-size and --seed must not be negative\n");
-        return EXIT_USAGE;
-    }
     o.train_size = train_size;
     o.batch = batch;
     o.shard_rows = shard_rows;
     o.seed = (uint64_t)seed;
+    o.group = cli_mpi ? &cli_mpi->group : NULL; /* knnlm-mpi under mpirun: the ranks share the work */
     OutPlan *plan = NULL;
     int rc = outplan_create(&plan, force);
     if (rc == KN_OK) rc = outplan_input_dstore(plan, "--dstore", dstore);

@@ -21,9 +21,9 @@ int cmd_ppl(int argc, char **argv) {
         {"--weights", ARG_STR, &weights, "FILE", "the weights file to use (default: found in --model)", 0},
         {"--text", ARG_STR, &text, "FILE", "UTF-8 text, one paragraph per line (or WikiExtractor output)", 1},
         {"--format", ARG_STR, &format, "FMT", "auto (default), lines or wikiextractor", 0},
-        {"--window", ARG_INT, &window, "N", "tokens per window (default: 1024, or the model's n_positions if smaller)", 0},
-        {"--stride", ARG_INT, &stride, "N", "tokens between window starts (default: half the window)", 0},
-        {"--max-tokens", ARG_INT, &max_tokens, "N", "use only the first N tokens of the text's stream", 0},
+        {"--window", ARG_INT, &window, "N", "tokens per window (default: 1024, or the model's n_positions if smaller; a larger one is clamped to it)", 0, 1, ARG_INT_MAX},
+        {"--stride", ARG_INT, &stride, "N", "tokens between window starts, at most --window (default: half the window)", 0, 1, ARG_INT_MAX},
+        {"--max-tokens", ARG_INT, &max_tokens, "N", "use only the first N tokens of the text's stream (default: all)", 0, 1, ARG_INT_MAX},
         {"--json", ARG_FLAG, &json, NULL, "print the result as one JSON object", 0},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
         {0},
@@ -39,7 +39,6 @@ int cmd_ppl(int argc, char **argv) {
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
     CorpusFormat fmt;
     int rc = corpus_format_parse(format, &fmt);
-    if (rc == KN_OK && max_tokens < 0) rc = kn_error(KN_EINVAL, "--max-tokens %d: must be positive", max_tokens);
     Gpt2 *m = NULL;
     Tokenizer *tk = NULL;
     if (rc == KN_OK) rc = cli_load_model(model_dir, weights, &m, &tk);
@@ -47,6 +46,8 @@ int cmd_ppl(int argc, char **argv) {
     const Gpt2Config *c = gpt2_config(m);
     EvalOptions eo;
     evaluate_defaults(&eo);
+    /* 0: not given (the parser accepts only >= 1) */
+    if (window) cli_clamp_window("ppl", c->n_positions, &window, &stride);
     eo.window = window ? window : (c->n_positions < 1024 ? c->n_positions : 1024);
     eo.stride = stride ? stride : (eo.window + 1) / 2;
     CliMonitor mon;

@@ -2,10 +2,12 @@
  * or JSON lines both ways (--jsonl) so that texts holding newlines pass too. */
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "cli/outpath.h"
 
 #include "tokenizer/tokenizer.h"
 #include "util/error.h"
 #include "util/file.h"
+#include "util/npy.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -96,8 +98,8 @@ static int jsonl_line(const Tokenizer *tk, const char *line, size_t len, int dec
 }
 
 int cmd_tokenize(int argc, char **argv) {
-    const char *model = NULL, *tokenizer = NULL, *text = NULL;
-    int decode = 0, jsonl = 0, skip_special = 0, replace = 0, quiet;
+    const char *model = NULL, *tokenizer = NULL, *text = NULL, *npy = NULL;
+    int decode = 0, jsonl = 0, skip_special = 0, replace = 0, force = 0, quiet;
     const ArgOpt opts[] = {
         {"--model", ARG_STR, &model, "DIR", "a Hugging Face model folder (uses its tokenizer.json)", 0},
         {"--tokenizer", ARG_STR, &tokenizer, "FILE", "a tokenizer.json, instead of --model", 0},
@@ -106,10 +108,12 @@ int cmd_tokenize(int argc, char **argv) {
         {"--skip-special", ARG_FLAG, &skip_special, NULL, "with --decode: drop special tokens (all added tokens)", 0},
         {"--jsonl", ARG_FLAG, &jsonl, NULL, "JSON lines: {\"text\": ...} in, {\"ids\": [...], \"tokens\": [...]} out (with --decode: {\"ids\": [...]} in, {\"text\": ...} out)", 0},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping with an error", 0},
+        {"--npy", ARG_STR, &npy, "IDS.npy", "write the ids as int32 [T] (every line's, one after the other) for embed --ids, instead of printing them", 0},
+        {"--force", ARG_FLAG, &force, NULL, "replace --npy if it exists (never an input)", 0},
         {0},
     };
     const ArgSpec spec = {"knnlm tokenize", "Text to KoGPT2 token ids, exactly as Hugging Face tokenizers encodes it (no BOS/EOS added).",
-                          "(--model DIR | --tokenizer FILE) [--text FILE] [--decode] [--jsonl]",
+                          "(--model DIR | --tokenizer FILE) [--text FILE] [--decode] [--jsonl] [--npy IDS.npy]",
                           "Each input line is one text (its \"\\n\" or \"\\r\\n\" is not part of it) and gives one line of ids.\n"
                           "Use --jsonl for texts that hold newlines. Invalid UTF-8 stops with an error naming the line.",
                           opts};
@@ -117,8 +121,17 @@ int cmd_tokenize(int argc, char **argv) {
     int nrest;
     int a = args_parse(&spec, argc, argv, rest, 0, &nrest, &quiet);
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
-    Tokenizer *tk;
-    int rc = load_tokenizer(&tk, model, tokenizer);
+    int rc = KN_OK;
+    if (npy && (decode || jsonl)) rc = kn_error(KN_EINVAL, "--npy writes the ids of text: it does not go with --decode or --jsonl");
+    OutPlan *plan = NULL;
+    if (rc == KN_OK && npy && (rc = outplan_create(&plan, force)) == KN_OK) {
+        rc = outplan_input(plan, "--text", text);
+        if (rc == KN_OK) rc = outplan_output(plan, "--npy", npy, NULL, NULL);
+        if (rc == KN_OK) rc = outplan_check(plan);
+        outplan_free(plan);
+    }
+    Tokenizer *tk = NULL;
+    if (rc == KN_OK) rc = load_tokenizer(&tk, model, tokenizer);
     if (rc != KN_OK) return cli_fail("tokenize", rc);
     FILE *in = text ? fopen(text, "rb") : stdin;
     const char *src = text ? text : "<stdin>";
@@ -147,11 +160,16 @@ int cmd_tokenize(int argc, char **argv) {
             if (rc == KN_OK) puts(out);
             free(out);
         } else {
-            ids.len = 0;
+            if (!npy) ids.len = 0; /* --npy: every line's ids one after the other */
             rc = tokenizer_encode(tk, line, (size_t)len, flags, &ids);
             if (rc != KN_OK) rc = kn_error_wrap(rc, "%s:%ld", src, lineno);
-            else print_ids(&ids);
+            else if (!npy) print_ids(&ids);
         }
+    }
+    if (rc == KN_OK && npy) {
+        int64_t shape[1] = {(int64_t)ids.len};
+        rc = npy_write(npy, NPY_I32, 1, shape, ids.data);
+        if (rc == KN_OK) printf("%s: %zu token ids from %ld lines (int32 [%zu])\n", npy, ids.len, lineno, ids.len);
     }
     if (rc == KN_OK && ferror(in)) rc = kn_error_errno("%s: read failed", src);
     free(line);

@@ -4,8 +4,11 @@
 #include "util/clock.h"
 
 #include <stdio.h>
-#include "util/clock.h"
 #include <unistd.h>
+
+static double log_interval_s = 30;
+
+void progress_set_log_interval(double seconds) { log_interval_s = seconds; }
 
 static void format_duration(char *out, size_t cap, double s) {
     if (!(s >= 0) || s > 1e8) {
@@ -37,7 +40,8 @@ void progress_start(Progress *p, const char *label, const char *unit, uint64_t t
     p->t0 = p->last_draw = p->last_log = kn_seconds();
     p->quiet = quiet;
     p->tty = !quiet && isatty(STDERR_FILENO);
-    p->log_every_s = 60;
+    p->log_every_s = log_interval_s;
+    p->logged = 0;
 }
 
 static void draw(Progress *p, uint64_t done, uint64_t bytes, double now, int final) {
@@ -63,9 +67,14 @@ static void draw(Progress *p, uint64_t done, uint64_t bytes, double now, int fin
                     p->unit, el, size[0] ? ", " : "", size);
         if (final) fputc('\n', stderr);
     } else {
-        fprintf(stderr, "%s: %llu%s%llu %s (%.1f%%), %.0f %s/s, %s elapsed%s%s%s%s\n", p->label, (unsigned long long)done,
-                p->total ? "/" : "", (unsigned long long)p->total, p->unit, 100 * frac, rate, p->unit, el, eta[0] ? ", ETA " : "",
-                eta, size[0] ? ", " : "", size);
+        /* one self-contained line a log reader can grep: "index add: 65536/300000 vectors (21.8%), ..." */
+        char of[64] = "", pct[32] = "";
+        if (p->total) {
+            snprintf(of, sizeof of, "/%llu", (unsigned long long)p->total);
+            snprintf(pct, sizeof pct, " (%.1f%%)", 100 * frac);
+        }
+        fprintf(stderr, "%s: %llu%s %s%s, %.0f %s/s, %s elapsed%s%s%s%s%s\n", p->label, (unsigned long long)done, of, p->unit, pct, rate,
+                p->unit, el, eta[0] ? ", ETA " : "", eta, size[0] ? ", " : "", size, final ? ", done" : "");
     }
     fflush(stderr);
 }
@@ -78,11 +87,13 @@ void progress_update(Progress *p, uint64_t done, uint64_t bytes) {
         draw(p, done, bytes, now, 0);
     } else if (!p->tty && now - p->last_log >= p->log_every_s) {
         p->last_log = now;
+        p->logged++;
         draw(p, done, bytes, now, 0);
     }
 }
 
 void progress_finish(Progress *p, uint64_t done, uint64_t bytes) {
     if (p->quiet) return;
-    if (p->tty) draw(p, done, bytes, kn_seconds(), 1);
+    /* in a log, a phase that wrote lines ends with one, so that its last line does not read as where it stopped */
+    if (p->tty || p->logged) draw(p, done, bytes, kn_seconds(), 1);
 }

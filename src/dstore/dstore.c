@@ -155,6 +155,57 @@ void dstore_key_rows(const Dstore *ds, const int64_t *rows, int n, float *out) {
     }
 }
 
+static int cmp_i64(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* madvise(WILLNEED) on the pages of bytes [from, to) of a mapping, extending *pending (a range not yet
+ * advised) when they touch it, so that neighbouring rows cost one call. */
+typedef struct {
+    const NpyArray *arr;
+    uintptr_t lo, hi;
+} Pending;
+
+static void advise_flush(Pending *p) {
+    if (p->arr && p->hi > p->lo) madvise((void *)p->lo, p->hi - p->lo, MADV_WILLNEED);
+    p->arr = NULL;
+}
+
+static void advise_bytes(Pending *p, const NpyArray *arr, const void *base, size_t from, size_t to) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)base + from) & ~(page - 1), hi = ((uintptr_t)base + to + page - 1) & ~(page - 1);
+    if (p->arr == arr && lo <= p->hi && lo >= p->lo) { /* touching or overlapping: one call for both */
+        if (hi > p->hi) p->hi = hi;
+        return;
+    }
+    advise_flush(p);
+    p->arr = arr;
+    p->lo = lo;
+    p->hi = hi;
+}
+
+void dstore_prefetch_rows(const Dstore *ds, const int64_t *rows, int64_t n) {
+    int64_t *sorted = malloc(sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    if (!sorted) return; /* only an optimisation */
+    int64_t m = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (rows[i] >= 0 && rows[i] < ds->man.entries) sorted[m++] = rows[i];
+    qsort(sorted, (size_t)m, sizeof *sorted, cmp_i64);
+    Pending keys = {0}, vals = {0};
+    const size_t row_bytes = (size_t)ds->man.dim * npy_dtype_size(ds->parts[0].keys.dtype);
+    for (int64_t i = 0; i < m; i++) {
+        if (i && sorted[i] == sorted[i - 1]) continue;
+        const Part *p = part_of(ds, sorted[i]);
+        size_t local = (size_t)(sorted[i] - p->begin);
+        advise_bytes(&keys, &p->keys, p->keys.data, local * row_bytes, (local + 1) * row_bytes);
+        advise_bytes(&vals, &p->vals, p->vals.data, local * sizeof(int32_t), (local + 1) * sizeof(int32_t));
+    }
+    advise_flush(&keys);
+    advise_flush(&vals);
+    free(sorted);
+}
+
 int32_t dstore_value(const Dstore *ds, int64_t row) {
     assert(row >= 0 && row < ds->man.entries);
     const Part *p = part_of(ds, row);

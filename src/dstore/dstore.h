@@ -28,6 +28,11 @@ void dstore_keys(const Dstore *ds, int64_t begin, int64_t n, float *out);
 /* Keys of arbitrary rows (the k neighbours of a query) into out[n, D]; a row < 0 (Faiss' "no neighbour")
  * gives a row of NaN. */
 void dstore_key_rows(const Dstore *ds, const int64_t *rows, int n, float *out);
+/* Asks the kernel to start reading the pages that hold the keys and values of rows[n] (madvise WILLNEED on
+ * each distinct page range, in ascending order, coalescing neighbours), and returns without waiting: the
+ * reads of k neighbours' keys from a cold disk then overlap instead of faulting one page at a time. Rows < 0
+ * are skipped. Only an optimisation: what the rows read is the same with or without it. */
+void dstore_prefetch_rows(const Dstore *ds, const int64_t *rows, int64_t n);
 /* The value (next token) of a row, in [0, vocab_size) (dstore_open checked). The row must be in [0, N): a
  * caller with rows from an index relies on index_search, which refuses ids outside [0, ntotal). */
 int32_t dstore_value(const Dstore *ds, int64_t row);

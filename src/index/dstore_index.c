@@ -81,7 +81,7 @@ static int train(KnnIndex *ix, const Dstore *ds, const IndexBuildOptions *o, con
         monitor_progress(mon, (uint64_t)(i + CHUNK < n ? i + CHUNK : n), 0);
     }
     double t0 = kn_seconds();
-    rc = index_train(ix, n, D, x);
+    rc = index_train_monitored(ix, n, D, x, mon);
     rep->train_seconds = kn_seconds() - t0;
     rep->trained_on = n;
     monitor_end(mon, (uint64_t)n, 0);
@@ -112,43 +112,62 @@ static int write_meta(const Dstore *ds, const char *index_path, const IndexBuild
     return index_meta_write(path, dstore_manifest(ds), dstore_size(ds), dstore_dim(ds), &b);
 }
 
+static void shard_path(char *buf, size_t cap, const char *index_path, int s) { snprintf(buf, cap, "%s.shard%d.tmp", index_path, s); }
+
 /* The "1T vectors" path: a trained empty index, shards of shard_rows rows each written beside the output,
- * merged into index_path + its ivfdata, shards removed. */
+ * merged into index_path + its ivfdata, shards removed. With a group, rank r adds its block of shards (see
+ * dstore_index.h): rank 0 alone writes the trained index and merges, after every rank agreed it succeeded. */
 static int build_ondisk(KnnIndex *trained, const Dstore *ds, const char *index_path, const IndexBuildOptions *o, float *buf, const KnMonitor *mon,
                         IndexBuildReport *rep) {
     const int64_t N = dstore_size(ds);
+    const int rank = group_rank(o->group), ranks = group_size(o->group);
     char trained_path[PATH_MAX];
     snprintf(trained_path, sizeof trained_path, "%s.trained.tmp", index_path);
-    int rc = index_write(trained, trained_path);
+    int rc = rank == 0 ? index_write(trained, trained_path) : KN_OK;
+    if ((rc = group_agree(o->group, rc)) != KN_OK) {
+        if (rank == 0) unlink(trained_path);
+        return rc;
+    }
     int nshards = (int)((N + o->shard_rows - 1) / o->shard_rows);
-    char **paths = calloc((size_t)nshards, sizeof *paths);
-    if (rc == KN_OK && !paths) rc = kn_error(KN_ENOMEM, "out of memory");
-    monitor_begin(mon, "index add", "vectors", (uint64_t)N, 0);
+    int first = (int)((int64_t)nshards * rank / ranks), last = (int)((int64_t)nshards * (rank + 1) / ranks);
+    int64_t rows = first == last ? 0 : (last < nshards ? (int64_t)last * o->shard_rows : N) - (int64_t)first * o->shard_rows;
+    char path[PATH_MAX];
+    monitor_begin(mon, "index add", "vectors", (uint64_t)rows, 0);
     double t0 = kn_seconds();
-    for (int s = 0; rc == KN_OK && s < nshards; s++) {
-        paths[s] = malloc(PATH_MAX);
-        if (!paths[s]) {
-            rc = kn_error(KN_ENOMEM, "out of memory");
-            break;
-        }
-        snprintf(paths[s], PATH_MAX, "%s.shard%d.tmp", index_path, s);
+    for (int s = first; rc == KN_OK && s < last; s++) {
+        shard_path(path, sizeof path, index_path, s);
         KnnIndex *shard = NULL;
         rc = index_read(&shard, trained_path, 0);
         int64_t begin = (int64_t)s * o->shard_rows, end = begin + o->shard_rows < N ? begin + o->shard_rows : N;
         if (rc == KN_OK) rc = add_rows(shard, ds, begin, end, o->batch, buf, mon, &rep->added);
-        if (rc == KN_OK) rc = index_write(shard, paths[s]);
+        if (rc == KN_OK) rc = index_write(shard, path);
         index_free(shard);
     }
     rep->add_seconds = kn_seconds() - t0;
     monitor_end(mon, (uint64_t)rep->added, 0);
     rep->shards = nshards;
-    if (rc == KN_OK) rc = index_merge_ondisk(trained_path, (const char *const *)paths, nshards, index_path, NULL);
-    for (int s = 0; paths && s < nshards; s++) {
-        if (paths[s]) unlink(paths[s]);
-        free(paths[s]);
+    const int added_all = (rc = group_agree(o->group, rc)) == KN_OK;
+    char **paths = NULL;
+    if (added_all && rank == 0) {
+        paths = calloc((size_t)nshards, sizeof *paths);
+        if (!paths) rc = kn_error(KN_ENOMEM, "out of memory");
+        for (int s = 0; rc == KN_OK && s < nshards; s++) {
+            if (!(paths[s] = malloc(PATH_MAX))) rc = kn_error(KN_ENOMEM, "out of memory");
+            else shard_path(paths[s], PATH_MAX, index_path, s);
+        }
+        if (rc == KN_OK) rc = index_merge_ondisk(trained_path, (const char *const *)paths, nshards, index_path, NULL);
+        if (rc == KN_OK) rep->added = N;
     }
+    /* the shards: once every rank wrote its own, rank 0 removes them all (merged or not); after a failure
+     * each rank removes its own */
+    if (!added_all || rank == 0)
+        for (int s = added_all ? 0 : first; s < (added_all ? nshards : last); s++) {
+            shard_path(path, sizeof path, index_path, s);
+            unlink(path);
+        }
+    for (int s = 0; paths && s < nshards; s++) free(paths[s]);
     free(paths);
-    unlink(trained_path);
+    if (rank == 0) unlink(trained_path);
     return rc;
 }
 
@@ -169,8 +188,12 @@ int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuil
         index_free(ix);
         return kn_error_wrap(rc, "--ondisk");
     }
+    if (!o->ondisk && group_size(o->group) > 1) {
+        index_free(ix);
+        return kn_error(KN_EINVAL, "--ondisk is needed to build an index on %d ranks (each adds its rows into its own on-disk lists)", group_size(o->group));
+    }
     dstore_advise(ds, DSTORE_SEQUENTIAL);
-    if (!index_is_trained(ix)) rc = train(ix, ds, o, mon, rep);
+    if (!index_is_trained(ix) && group_rank(o->group) == 0) rc = train(ix, ds, o, mon, rep);
     float *buf = rc == KN_OK ? malloc((size_t)o->batch * D * sizeof(float)) : NULL;
     if (rc == KN_OK && !buf) rc = kn_error(KN_ENOMEM, "out of memory for a batch of %lld keys", (long long)o->batch);
     if (rc == KN_OK && o->ondisk) {
@@ -183,7 +206,7 @@ int dstore_index_build(const Dstore *ds, const char *index_path, const IndexBuil
         monitor_end(mon, (uint64_t)rep->added, 0);
         if (rc == KN_OK) rc = index_write(ix, index_path);
     }
-    if (rc == KN_OK && (rc = write_meta(ds, index_path, o, rep)) != KN_OK) {
+    if (rc == KN_OK && group_rank(o->group) == 0 && (rc = write_meta(ds, index_path, o, rep)) != KN_OK) {
         /* an index without its record would be refused by eval and kept from a rerun (not recognisably ours):
          * remove what this build just wrote, so that running it again is all it takes */
         char ivfdata[PATH_MAX];

@@ -6,6 +6,11 @@
  * written to disk, and the shards' inverted lists are merged into one memory-mapped ivfdata file; memory
  * stays bounded by one shard whatever the datastore's size.
  *
+ * With a group of ranks (MPI, group.h) and ondisk: rank 0 trains and writes the trained empty index beside
+ * the output (the ranks share a file system); the shards, the very ones a single process would make, are
+ * dealt out to the ranks in contiguous blocks (rank r: shards [r*S/R, (r+1)*S/R) of S); rank 0 merges them.
+ * The result is the single process' result, byte for byte. Fewer shards than ranks leaves ranks idle.
+ *
  * The sidecar INDEX.meta.json (index_meta.h) records which datastore the index was built from (entries, dim, key type,
  * model weights hash, keys hash), the factory string, the training sample size and seed, so that a search
  * through an index made for another datastore, model or key type is refused instead of returning neighbours
@@ -15,6 +20,7 @@
 
 #include "dstore/dstore.h"
 #include "index/index.h"
+#include "util/group.h"
 #include "util/monitor.h"
 
 #include <stdint.h>
@@ -26,6 +32,7 @@ typedef struct {
     uint64_t seed;             /* training sample seed (default 1) */
     int ondisk;                /* inverted lists in INDEX.ivfdata, built through shards (IVF factories only) */
     int64_t shard_rows;        /* rows per shard with ondisk (default 4194304) */
+    const KnGroup *group;      /* ranks that build it together (NULL: alone); more than one needs ondisk */
 } IndexBuildOptions;
 
 void index_build_defaults(IndexBuildOptions *opt);

@@ -18,6 +18,7 @@ extern "C" {
 #include "util/file.h"
 }
 
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFFastScan.h>
 #include <faiss/IndexIVFPQ.h>
@@ -624,7 +625,33 @@ static int check_vectors(const KnnIndex *index, const char *fn, int64_t n, int d
     return KN_OK;
 }
 
-extern "C" int index_train(KnnIndex *index, int64_t n, int d, const float *x) {
+/* An IndexFlatL2 that reports k-means iterations: Faiss' Clustering::train searches the index it is given once
+ * per iteration (IndexIVF::clustering_index for the coarse quantizer, ProductQuantizer::assign_index for each
+ * PQ sub-quantizer), from the calling thread. The centroids are the same as with Faiss' own flat index. */
+struct IterationCounter : faiss::IndexFlatL2 {
+    const KnMonitor *monitor;
+    uint64_t *done;
+    IterationCounter(int dim, const KnMonitor *m, uint64_t *counter) : faiss::IndexFlatL2(dim), monitor(m), done(counter) {}
+    void search(idx_t n, const float *x, idx_t k, float *distances, idx_t *labels,
+                const faiss::SearchParameters *params = nullptr) const override {
+        faiss::IndexFlatL2::search(n, x, k, distances, labels, params);
+        monitor_progress(monitor, ++*done, 0);
+    }
+};
+
+/* The PQ of an index whose training runs k-means per sub-quantizer with assign_index, or NULL. */
+static faiss::ProductQuantizer *trained_pq(Index *idx) {
+    faiss::ProductQuantizer *pq = nullptr;
+    if (auto *pre = dynamic_cast<faiss::IndexPreTransform *>(idx)) idx = pre->index;
+    if (auto *ivfpq = dynamic_cast<faiss::IndexIVFPQ *>(find_ivf(idx))) pq = &ivfpq->pq;
+    else if (auto *ipq = dynamic_cast<faiss::IndexPQ *>(idx)) pq = &ipq->pq;
+    if (!pq || pq->assign_index || pq->train_type == faiss::ProductQuantizer::Train_shared) return nullptr;
+    return pq;
+}
+
+extern "C" int index_train(KnnIndex *index, int64_t n, int d, const float *x) { return index_train_monitored(index, n, d, x, nullptr); }
+
+extern "C" int index_train_monitored(KnnIndex *index, int64_t n, int d, const float *x, const KnMonitor *monitor) {
     int rc = check_vectors(index, "train", n, d, x);
     if (rc != KN_OK) return rc;
     const char *name = index->name.c_str();
@@ -636,11 +663,28 @@ extern "C" int index_train(KnnIndex *index, int64_t n, int d, const float *x) {
                         (long long)std::max<int64_t>(needs.hard, 1),
                         (long long)needs.recommended);
     std::vector<std::unique_ptr<faiss::ProductQuantizer>> opq_pqs;
+    /* the k-means runs whose iterations we can count: the IVF's coarse quantizer (unless it trains alone or
+     * is trained already), and a PQ's sub-quantizers */
+    IndexIVF *ivf = find_ivf(index->faiss);
+    if (ivf && (ivf->clustering_index || ivf->quantizer_trains_alone != 0 ||
+                (ivf->quantizer->is_trained && ivf->quantizer->ntotal == (idx_t)ivf->nlist)))
+        ivf = nullptr;
+    faiss::ProductQuantizer *pq = trained_pq(index->faiss);
+    uint64_t total = 0, done = 0;
+    if (ivf) total += (uint64_t)ivf->cp.niter * (uint64_t)ivf->cp.nredo;
+    if (pq) total += (uint64_t)pq->cp.niter * (uint64_t)pq->cp.nredo * pq->M;
+    std::unique_ptr<IterationCounter> ivf_counter, pq_counter;
     rc = guarded(KN_EINVAL, index->name, "training failed", [&]() -> int {
+        if (ivf) ivf->clustering_index = (ivf_counter = std::make_unique<IterationCounter>(ivf->d, monitor, &done)).get();
+        if (pq) pq->assign_index = (pq_counter = std::make_unique<IterationCounter>((int)pq->dsub, monitor, &done)).get();
+        if (total) monitor_begin(monitor, "index k-means", "iterations", total, 0);
         silence_training_warnings(index->faiss, &opq_pqs);
         index->faiss->train(n, x);
         return KN_OK;
     });
+    if (ivf) ivf->clustering_index = nullptr;
+    if (pq) pq->assign_index = nullptr;
+    if (total) monitor_end(monitor, done, 0);
     return_opq_pqs(index->faiss, opq_pqs);
     return rc;
 }

@@ -24,6 +24,8 @@
 #ifndef KN_INDEX_H
 #define KN_INDEX_H
 
+#include "util/monitor.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -94,6 +96,10 @@ int64_t index_train_points_recommended(const KnnIndex *index);
  * any other minimum Faiss enforces (e.g. 256 points for 8-bit PQ) is KN_EINVAL with Faiss' reason.
  * d != index_dim() is KN_EMISMATCH. */
 int index_train(KnnIndex *index, int64_t n, int d, const float *x);
+/* index_train, reporting Faiss' k-means iterations to monitor (may be NULL) as a phase "index k-means" counted in
+ * iterations: the IVF's coarse quantizer (cp.niter x cp.nredo), then each PQ sub-quantizer's (IVFPQ, PQ), so that
+ * a long training shows its progress instead of sitting still. */
+int index_train_monitored(KnnIndex *index, int64_t n, int d, const float *x, const KnMonitor *monitor);
 
 /* Appends x[n, d] with ids ntotal .. ntotal+n-1, i.e. index_add_range(index, index_ntotal(index), ...). */
 int index_add(KnnIndex *index, int64_t n, int d, const float *x);

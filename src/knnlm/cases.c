@@ -32,14 +32,14 @@ static cJSON *token_json(const Tokenizer *tk, int32_t id) {
 
 static cJSON *number_or_null(double x) { return isfinite(x) ? cJSON_CreateNumber(x) : cJSON_CreateNull(); }
 
-int case_write(FILE *f, const ScoredToken *t, int32_t label, const CaseOptions *o) {
+cJSON *case_json(const ScoredToken *t, int32_t label, const CaseOptions *o) {
     const int k = t->k;
     KnnVote *votes = k ? malloc((size_t)k * sizeof *votes) : NULL;
     double *weights = k ? malloc((size_t)k * sizeof *weights) : NULL;
     if (k && (!votes || !weights)) {
         free(votes);
         free(weights);
-        return kn_error(KN_ENOMEM, "out of memory");
+        return NULL;
     }
     int nv = k ? knn_votes(votes, t->dist, t->vals, k, o->temperature, o->distance) : 0;
     if (k) knn_weights(weights, t->dist, t->vals, k, o->temperature, o->distance);
@@ -68,10 +68,15 @@ int case_write(FILE *f, const ScoredToken *t, int32_t label, const CaseOptions *
         cJSON_AddItemToArray(dist, number_or_null(t->dist[i]));
         cJSON_AddItemToArray(soft, cJSON_CreateNumber(weights[i]));
     }
-    char *text = cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
     free(votes);
     free(weights);
+    return j;
+}
+
+int case_write(FILE *f, const ScoredToken *t, int32_t label, const CaseOptions *o) {
+    cJSON *j = case_json(t, label, o);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
     if (!text) return kn_error(KN_ENOMEM, "out of memory");
     int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
     free(text);

@@ -30,6 +30,11 @@ typedef struct {
  * t->label (pass t->label, or -1 for "unknown": null). */
 int case_write(FILE *f, const ScoredToken *t, int32_t label, const CaseOptions *opt);
 
+/* The same object as a cJSON tree the caller owns (cJSON_Delete), for a caller that adds fields to it (the
+ * server's neighbours); NULL when out of memory. */
+struct cJSON;
+struct cJSON *case_json(const ScoredToken *t, int32_t label, const CaseOptions *opt);
+
 /* The token's text as described above, into buf (truncated to cap). */
 void case_token_text(const Tokenizer *tk, int32_t id, char *buf, size_t cap);
 

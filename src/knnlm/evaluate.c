@@ -55,6 +55,23 @@ static void exact_distances(const Dstore *ds, const float *q, int dim, int k, fl
     }
 }
 
+int knn_resolve_neighbours(const KnnIndex *index, const Dstore *ds, const float *queries, int nq, int D, int k, int exact, float *dist,
+                           int64_t *ids, int32_t *vals, float *keybuf) {
+    /* ids are datastore rows, read for values and keys: one past the datastore (an index file whose stored ids
+     * were written for something else, or damaged) would be read out of bounds */
+    for (size_t j = 0; j < (size_t)nq * k; j++)
+        if (ids[j] < -1 || ids[j] >= dstore_size(ds))
+            return kn_error(KN_EFORMAT, "%s: search returned id %lld, outside the datastore's %lld entries (the index file is damaged or was not built on this datastore)",
+                            index_name(index), (long long)ids[j], (long long)dstore_size(ds));
+    /* the neighbours' keys and values, from a datastore that may be far larger than RAM: start every read of
+     * these rows at once rather than one page fault at a time */
+    if (exact) dstore_prefetch_rows(ds, ids, (int64_t)nq * k);
+    if (exact)
+        for (int i = 0; i < nq; i++) exact_distances(ds, queries + (size_t)i * D, D, k, dist + (size_t)i * k, ids + (size_t)i * k, keybuf);
+    for (size_t j = 0; j < (size_t)nq * k; j++) vals[j] = ids[j] >= 0 ? dstore_value(ds, ids[j]) : -1;
+    return KN_OK;
+}
+
 typedef struct {
     Gpt2State *state;
     float *logits;     /* [LOGIT_ROWS, V] */
@@ -75,29 +92,35 @@ static void free_buffers(Buffers *b) {
     free(b->keybuf);
 }
 
+int knn_setup_check(const Gpt2 *model, const KnnIndex *index, const Dstore *dstore, Gpt2KeyType key, int k) {
+    const Gpt2Config *c = gpt2_config(model);
+    if (!dstore) return kn_error(KN_EINVAL, "an index needs its datastore (for the neighbours' values)");
+    if (k < 1) return kn_error(KN_EINVAL, "--k %d: must be at least 1", k);
+    if (index_dim(index) != c->n_embd) return kn_error(KN_EMISMATCH, "the index holds %d-dimensional keys but the model's are %d-dimensional", index_dim(index), c->n_embd);
+    if (dstore_dim(dstore) != c->n_embd) return kn_error(KN_EMISMATCH, "the datastore holds %d-dimensional keys but the model's are %d-dimensional", dstore_dim(dstore), c->n_embd);
+    if (index_ntotal(index) != dstore_size(dstore))
+        return kn_error(KN_EMISMATCH, "the index holds %lld vectors but the datastore %lld entries: they were not built together", (long long)index_ntotal(index), (long long)dstore_size(dstore));
+    if (k > dstore_size(dstore)) return kn_error(KN_EINVAL, "--k %d: larger than the datastore (%lld entries)", k, (long long)dstore_size(dstore));
+    const DstoreManifest *m = dstore_manifest(dstore);
+    Gpt2KeyType built;
+    if (gpt2_key_parse(m->key, &built) != KN_OK || built != key)
+        return kn_error(KN_EMISMATCH, "the datastore holds %s keys but the evaluation would query it with %s", m->key, gpt2_key_name(key));
+    char hash[HASH_HEX_LEN];
+    int rc = gpt2_weights_hash(model, hash);
+    if (rc != KN_OK) return rc;
+    if (strcmp(hash, m->weights_hash) != 0)
+        return kn_error(KN_EMISMATCH, "the datastore was built with other model weights (hash %s, from %s) than %s (hash %s)", m->weights_hash, m->model,
+                        gpt2_weights_path(model), hash);
+    return KN_OK;
+}
+
 static int check_options(const Gpt2 *model, const EvalOptions *o) {
     const Gpt2Config *c = gpt2_config(model);
     int rc = window_check(o->window, o->stride);
     if (rc != KN_OK) return rc;
     if (o->window > c->n_positions) return kn_error(KN_EINVAL, "--window %d: the model takes at most %d tokens (n_positions)", o->window, c->n_positions);
     if (!o->index) return KN_OK;
-    if (!o->dstore) return kn_error(KN_EINVAL, "an index needs its datastore (for the neighbours' values)");
-    if (o->k < 1) return kn_error(KN_EINVAL, "--k %d: must be at least 1", o->k);
-    if (index_dim(o->index) != c->n_embd) return kn_error(KN_EMISMATCH, "the index holds %d-dimensional keys but the model's are %d-dimensional", index_dim(o->index), c->n_embd);
-    if (dstore_dim(o->dstore) != c->n_embd) return kn_error(KN_EMISMATCH, "the datastore holds %d-dimensional keys but the model's are %d-dimensional", dstore_dim(o->dstore), c->n_embd);
-    if (index_ntotal(o->index) != dstore_size(o->dstore))
-        return kn_error(KN_EMISMATCH, "the index holds %lld vectors but the datastore %lld entries: they were not built together", (long long)index_ntotal(o->index), (long long)dstore_size(o->dstore));
-    if (o->k > dstore_size(o->dstore)) return kn_error(KN_EINVAL, "--k %d: larger than the datastore (%lld entries)", o->k, (long long)dstore_size(o->dstore));
-    const DstoreManifest *m = dstore_manifest(o->dstore);
-    Gpt2KeyType built;
-    if (gpt2_key_parse(m->key, &built) != KN_OK || built != o->key)
-        return kn_error(KN_EMISMATCH, "the datastore holds %s keys but the evaluation would query it with %s", m->key, gpt2_key_name(o->key));
-    char hash[HASH_HEX_LEN];
-    if ((rc = gpt2_weights_hash(model, hash)) != KN_OK) return rc;
-    if (strcmp(hash, m->weights_hash) != 0)
-        return kn_error(KN_EMISMATCH, "the datastore was built with other model weights (hash %s, from %s) than %s (hash %s)", m->weights_hash, m->model,
-                        gpt2_weights_path(model), hash);
-    return KN_OK;
+    return knn_setup_check(model, o->index, o->dstore, o->key, o->k);
 }
 
 int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOptions *o, ScoredFn fn, void *ctx, const KnMonitor *monitor,
@@ -139,18 +162,11 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
             t = kn_seconds();
             rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
             st.search += kn_seconds() - t;
-            /* ids are datastore rows, read for values and keys: one past the datastore (an index file whose
-             * stored ids were written for something else, or damaged) would be read out of bounds */
-            for (size_t j = 0; rc == KN_OK && j < (size_t)nr * k; j++)
-                if (b.ids[j] < -1 || b.ids[j] >= dstore_size(o->dstore))
-                    rc = kn_error(KN_EFORMAT, "%s: search returned id %lld, outside the datastore's %lld entries (the index file is damaged or was not built on this datastore)",
-                                  index_name(o->index), (long long)b.ids[j], (long long)dstore_size(o->dstore));
             if (rc != KN_OK) break;
             t = kn_seconds();
-            if (o->exact_distances)
-                for (int i = 0; i < nr; i++) exact_distances(o->dstore, queries + (size_t)i * D, D, k, b.dist + (size_t)i * k, b.ids + (size_t)i * k, b.keybuf);
-            for (size_t j = 0; j < (size_t)nr * k; j++) b.vals[j] = b.ids[j] >= 0 ? dstore_value(o->dstore, b.ids[j]) : -1;
+            rc = knn_resolve_neighbours(o->index, o->dstore, queries, nr, D, k, o->exact_distances, b.dist, b.ids, b.vals, b.keybuf);
             st.exact += kn_seconds() - t;
+            if (rc != KN_OK) break;
         }
         for (int c0 = 0; rc == KN_OK && c0 < nr; c0 += LOGIT_ROWS) {
             const int rows = nr - c0 < LOGIT_ROWS ? nr - c0 : LOGIT_ROWS;

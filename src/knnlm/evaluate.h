@@ -43,6 +43,20 @@ typedef struct {
 
 void evaluate_defaults(EvalOptions *opt);
 
+/* That a model, an index and its datastore belong together for queries of `key` with k neighbours: KN_EINVAL
+ * when dstore is NULL or k is outside [1, datastore size] (naming --k); KN_EMISMATCH when dimensions, entry
+ * counts or key type disagree, or the datastore was built with other weights (the weights file's hash, computed
+ * once per model, against the manifest's). What evaluate() and generate() check first. */
+int knn_setup_check(const Gpt2 *model, const KnnIndex *index, const Dstore *dstore, Gpt2KeyType key, int k);
+
+/* What follows index_search() of nq queries[nq, D] for k neighbours: every id is checked against the datastore
+ * (KN_EFORMAT naming the index for one outside it: a damaged index or one built on something else); with exact,
+ * each distance is recomputed from the datastore's keys (squared L2 in double, float16 keys upcast; keybuf
+ * [k, D] is scratch) and each row re-sorted by it, ties by row; vals[nq, k] receives the values (-1 for an
+ * empty slot). */
+int knn_resolve_neighbours(const KnnIndex *index, const Dstore *ds, const float *queries, int nq, int D, int k, int exact, float *dist,
+                           int64_t *ids, int32_t *vals, float *keybuf);
+
 /* Where the time went (seconds): the forward pass, the lm_head and its softmax, the index search, the exact
  * distance recompute, and the consumer. */
 typedef struct {

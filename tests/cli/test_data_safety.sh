@@ -88,8 +88,8 @@ expect_error "eval --json into a missing folder" 1 "^knnlm eval: --json /nonexis
 # checked before anything is loaded: with a model that does not exist the output is still what fails first
 expect_error "outputs checked before the model is loaded" 1 "--json /nonexistent/x.json: the folder /nonexistent does not exist" -- \
     "$KNNLM" eval --model "$T/no-model" --dstore "$T/ds" --index "$T/ds/flat.faiss" --text "$T/valid.txt" --json /nonexistent/x.json
-expect_error "eval --k 0 names --k" 1 "^knnlm eval: --k 0: must be at least 1$" -- "${EV[@]}" --k 0
-expect_error "eval --k -3 names --k" 1 "^knnlm eval: --k -3: must be at least 1$" -- "${EV[@]}" --k -3 --case-k 1
+expect_error "eval --k 0 names --k" 2 "^knnlm eval: --k 0: must be at least 1$" -- "${EV[@]}" --k 0
+expect_error "eval --k -3 names --k" 2 "^knnlm eval: --k -3: must be at least 1$" -- "${EV[@]}" --k -3 --case-k 1
 expect_ok "eval with every output" -- "${EV[@]}" --json "$T/r.json" --csv "$T/r.csv" --plot "$T/r.svg" --cases "$T/c.jsonl" --case-k 4
 grep -q '"lm_ppl"' "$T/r.json" || fail "no JSON written"
 out_sums=$(sums "$T/r.json" "$T/r.csv" "$T/r.svg" "$T/c.jsonl")

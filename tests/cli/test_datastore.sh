@@ -69,7 +69,8 @@ grep -q "already complete" "$T/out" || fail "rerun: $(cat "$T/out")"
 # bad options and inputs
 expect_error "bad shard" 1 "--shard 2/2" -- build --out "$T/x" --shard 2/2
 expect_error "bad dtype" 1 "--dtype f8" -- build --out "$T/x" --dtype f8
-expect_error "window too big" 1 "--window 256" -- build --out "$T/x" --window 256
+expect_error "stride above the window" 1 "--stride 100" -- build --out "$T/x" --stride 100
+# (a --window above n_positions is clamped with a message: tests/cli/test_ux.sh)
 expect_error "missing corpus" 1 "nonexistent.txt" -- "$KNNLM" datastore build --model $M --corpus "$T/nonexistent.txt" --out "$T/x2" --window 64 --stride 32
 : >"$T/empty.txt"
 expect_error "empty corpus" 1 "empty.txt: gives 0 tokens" -- "$KNNLM" datastore build --model $M --corpus "$T/empty.txt" --out "$T/x3" --window 64 --stride 32 --quiet
@@ -99,5 +100,6 @@ fi
 seq 1 500 | sed 's/^/문서 /' >"$T/docs.txt"
 expect_ok "corpus split" -- "$KNNLM" corpus split --corpus "$T/docs.txt" --train-out "$T/tr.txt" --heldout-out "$T/ho.txt" --seed 3
 expect_eq "split keeps every document" "$(cat "$T/tr.txt" "$T/ho.txt" | sort | md5sum)" "$(sort "$T/docs.txt" | md5sum)"
-expect_error "split fraction" 1 "--train 1.5" -- "$KNNLM" corpus split --corpus "$T/docs.txt" --train-out "$T/a" --heldout-out "$T/b" --train 1.5
+expect_error "split fraction" 2 "--train 1.5: must be from 0 to 1" -- "$KNNLM" corpus split --corpus "$T/docs.txt" --train-out "$T/a" --heldout-out "$T/b" --train 1.5
+expect_error "split fraction 1" 1 "--train 1: must be between 0 and 1 \(exclusive\)" -- "$KNNLM" corpus split --corpus "$T/docs.txt" --train-out "$T/a" --heldout-out "$T/b" --train 1
 finish

@@ -12,6 +12,10 @@ expect_ok "index IVF,PQ on disk" -- "$KNNLM" index build --dstore "$T/ds" --out 
 expect_ok "eval" -- "$KNNLM" eval --model $M --dstore "$T/ds" --index "$T/flat.faiss" --text "$T/valid.txt" --k 16 --ks 4,16 \
     --lambda 0:1:0.25 --temperature 1,2 --json "$T/r.json" --csv "$T/r.csv" --plot "$T/r.svg" --cases "$T/cases.jsonl" --case-k 4 --quiet
 grep -q "LM alone" "$T/out" || fail "eval table: $(head -c 500 "$T/out")"
+# the plot redrawn from the JSON alone (knnlm plot) is the plot eval drew: two panels, one per temperature
+expect_ok "plot from eval's JSON" -- "$KNNLM" plot --json "$T/r.json" --out "$T/redrawn.svg"
+cmp -s "$T/r.svg" "$T/redrawn.svg" || fail "knnlm plot --json draws another plot than eval --plot"
+expect_eq "a panel per temperature" "$(grep -o 'class="frame"' "$T/r.svg" | wc -l)" 2
 /usr/bin/python3 - "$T" "$M" <<'PY' || fail "eval outputs are not what the issue asks"
 import json, sys, math, csv, xml.dom.minidom, numpy as np
 t = sys.argv[1]
@@ -64,14 +68,14 @@ PY
 EV=("$KNNLM" eval --model $M --dstore "$T/ds" --index "$T/flat.faiss" --text "$T/valid.txt" --quiet)
 expect_error "lambda above 1" 1 "--lambda: .*1.5" -- "${EV[@]}" --lambda 0,1.5
 expect_error "lambda below 0" 1 "--lambda" -- "${EV[@]}" --lambda=-0.1:1:0.1
-expect_error "case lambda" 1 "--case-lambda 2" -- "${EV[@]}" --case-lambda 2
+expect_error "case lambda" 2 "--case-lambda 2: must be from 0 to 1" -- "${EV[@]}" --case-lambda 2
 expect_error "k larger than the datastore" 1 "--k 100000: larger than the datastore" -- "${EV[@]}" --k 100000
 expect_error "ks above k" 1 "--ks: 32 is larger than --k 8" -- "${EV[@]}" --k 8 --ks 8,32
 : >"$T/empty.txt"
 expect_error "empty text" 1 "empty.txt: gives 0 tokens" -- "$KNNLM" eval --model $M --dstore "$T/ds" --index "$T/flat.faiss" --text "$T/empty.txt"
 expect_error "bad distance" 1 "--distance cosine" -- "${EV[@]}" --distance cosine
-expect_error "bad nprobe" 1 "--nprobe 0" -- "${EV[@]}" --nprobe 0
-expect_error "query lambda" 1 "--lambda 7" -- "$KNNLM" query --model $M --dstore "$T/ds" --index "$T/flat.faiss" --context "가" --lambda 7
+expect_error "bad nprobe" 2 "--nprobe 0: must be at least 1" -- "${EV[@]}" --nprobe 0
+expect_error "query lambda" 2 "--lambda 7: must be from 0 to 1" -- "$KNNLM" query --model $M --dstore "$T/ds" --index "$T/flat.faiss" --context "가" --lambda 7
 # an index of another datastore (other size), another key type, another model
 expect_ok "small datastore" -- "$KNNLM" datastore build --model $M --corpus "$T/valid.txt" --out "$T/ds2" --window 64 --stride 32 --quiet
 expect_ok "its index" -- "$KNNLM" index build --dstore "$T/ds2" --out "$T/flat2.faiss" --quiet

@@ -64,7 +64,9 @@ expect_eq "ppl independent of threads" "$(sed 's/, "seconds".*//' "$T/out")" "$(
 /usr/bin/python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert 100 < d['ppl'] < 20000, d" "$one" || fail "ppl out of range: $one"
 : >"$T/empty.txt"
 expect_error "ppl empty text" 1 "empty.txt: gives 0 tokens" -- "$KNNLM" ppl --model $M --text "$T/empty.txt"
-expect_error "ppl window too big" 1 "--window 1024: the model takes at most 512" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 1024
+expect_ok "ppl window too big: clamped" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 1024 --max-tokens 600
+grep -q "^knnlm ppl: --window 1024: the model takes at most 512 tokens (n_positions); using --window 512$" "$T/err" || fail "ppl clamp: $(cat "$T/err")"
+grep -q "window 512, stride 256" "$T/out" || fail "ppl clamped window: $(cat "$T/out")"
 expect_error "ppl stride" 1 "--stride 300" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 256 --stride 300
 expect_error "ppl threads" 2 "--threads" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --threads 0
 # A safetensors file with a valid header and random tensor bytes (issue 8): refused at load, naming a tensor,

@@ -15,6 +15,9 @@
  *   - the datastore's case: the key only, and the key of the last T/2 rows only (gpt2_forward_rows);
  *   - peak memory (VmHWM) after one forward of the window, split in the file-backed weights and the rest;
  *   - then the same with GPT2_BF16: speed, decode, and the relative error of its keys against fp32's.
+ *   - first of all, the machine's own bounds (bench/machine_bounds.h): the fp32 FMA peak, the bf16
+ *     dot-product peak and the read bandwidth, and then every figure as a share of its bound: GFLOP/s of a
+ *     window against the peak, ms per decoded token against the time to read the weights and the KV cache once.
  * --check compares the final hidden states with bench_torch.py --dump's. */
 #include "model/gemm.h"
 #include "model/gpt2.h"
@@ -28,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "machine_bounds.h"
 
 enum { LOGIT_CHUNK = 128, ATT_TILE = 64 };
 
@@ -140,6 +145,55 @@ static double bound_lm_head(const Bound *b) {
 
 static double min_d(double a, double b) { return a < b ? a : b; }
 
+enum { DECODE_STEPS = 32 };
+
+/* The contexts decoding is measured at: 512 and the longest that leaves DECODE_STEPS positions (0: none). */
+static const int *decode_contexts(const Gpt2Config *cfg) {
+    static int ctx[2];
+    ctx[0] = cfg->n_positions >= 512 + DECODE_STEPS ? 512 : 0;
+    ctx[1] = cfg->n_positions - DECODE_STEPS > 512 ? cfg->n_positions - DECODE_STEPS : 0;
+    return ctx;
+}
+
+/* ms per token of incremental decoding with the KV cache after a prefill of ctx tokens, best of `repeats`;
+ * with logits, gpt2_logits of every decoded token too. */
+static double decode_ms(Gpt2 *m, int ctx, int repeats, float *logits) {
+    const Gpt2Config *cfg = gpt2_config(m);
+    Gpt2State *d;
+    if (gpt2_state_create(&d, m, cfg->n_positions, 1) != KN_OK) die("decode state");
+    int32_t *ids = malloc((size_t)(ctx + DECODE_STEPS) * sizeof *ids);
+    for (int t = 0; t < ctx + DECODE_STEPS; t++) ids[t] = (int32_t)(((int64_t)t * 7919 + 375) % cfg->vocab_size);
+    double best = INFINITY;
+    for (int r = 0; r < repeats; r++) {
+        gpt2_state_reset(d);
+        if (gpt2_forward(d, ids, ctx, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("prefill");
+        const double t0 = now();
+        for (int t = 0; t < DECODE_STEPS; t++) {
+            if (gpt2_forward(d, ids + ctx + t, 1, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("decode");
+            if (logits && gpt2_logits(m, gpt2_state_output(d, KEY_FINAL_HIDDEN), 1, logits) != KN_OK) die("logits");
+        }
+        best = min_d(best, (now() - t0) / DECODE_STEPS);
+    }
+    gpt2_state_free(d);
+    free(ids);
+    return best * 1e3;
+}
+
+/* Bytes one decoded token must read at least: every weight of the blocks once (bytes_per_weight), the KV
+ * cache's keys and values of ctx positions in every layer (fp32), and with logits the fp32 lm_head. */
+static double decode_bytes(const Gpt2Config *cfg, int ctx, int bytes_per_weight, int logits) {
+    const double C = cfg->n_embd, FF = cfg->n_inner, L = cfg->n_layer;
+    double b = L * (C * 3 * C + C * C + 2 * C * FF) * bytes_per_weight + L * 2.0 * ctx * C * 4;
+    if (logits) b += (double)cfg->vocab_size * C * 4;
+    return b;
+}
+
+static void print_decode(const char *what, int ctx, double ms, double bytes, const MachineBounds *mb) {
+    const double bound = bytes / (mb->read_gbs * 1e9) * 1e3;
+    printf("%s at context %d: %.2f ms/token; bound %.2f ms (%.0f MB at %.1f GB/s): %.0f%% of the bandwidth bound\n", what, ctx, ms, bound, bytes / 1e6,
+           mb->read_gbs, 100 * bound / ms);
+}
+
 int main(int argc, char **argv) {
     const char *dir = NULL, *check = NULL;
     int threads = 2, repeats = 3, T = 0;
@@ -159,6 +213,15 @@ int main(int argc, char **argv) {
         return 2;
     }
     omp_set_num_threads(threads);
+
+    /* The bounds first, on an idle process: the FMA loop in the registers the kernels use (KNNLM_ISA=avx2: ymm). */
+    MachineBounds mb = machine_bounds(threads);
+    if (strcmp(gemm_isa(), "avx2") == 0 && strcmp(mb.vector, "zmm") == 0) {
+        mb.vector = "ymm";
+        mb.fma_gflops = mb_peak(MB_FMA_YMM, threads);
+    }
+    printf("machine bounds (%d threads): fp32 FMA peak %.1f GFLOP/s (%s), bf16 dot-product peak %.1f GFLOP/s (VDPBF16PS), read bandwidth %.1f GB/s\n",
+           threads, mb.fma_gflops, mb.vector, mb.bf16_gflops, mb.read_gbs);
 
     Ctx c = {0};
     if (gpt2_load(&c.m, dir, NULL) != KN_OK) die("load");
@@ -226,11 +289,12 @@ int main(int argc, char **argv) {
 
     printf("model %s: %d layers, n_embd %d, %d heads, vocab %d; window %d tokens; %d threads; best of %d; %s kernels\n", dir, L, C, NH, V, T,
            omp_get_max_threads(), repeats, gemm_isa());
-    printf("%-34s %10s %10s %12s %10s\n", "", "tokens/s", "ms/window", "GFLOP/s", "% of bound");
-    printf("%-34s %10.1f %10.1f %12.1f %10.1f\n", "ours: hidden (ln_f output)", T / t_hidden, t_hidden * 1e3, (flop_lin + flop_att) / t_hidden / 1e9,
-           100 * bound_hidden / t_hidden);
-    printf("%-34s %10.1f %10.1f %12.1f %10.1f\n", "ours: with logits (all rows)", T / t_logits, t_logits * 1e3,
-           (flop_lin + flop_att + flop_lm) / t_logits / 1e9, 100 * bound_logits / t_logits);
+    printf("%-34s %10s %10s %12s %10s %10s\n", "", "tokens/s", "ms/window", "GFLOP/s", "% of bound", "% of peak");
+    printf("%-34s %10.1f %10.1f %12.1f %10.1f %10.1f\n", "ours: hidden (ln_f output)", T / t_hidden, t_hidden * 1e3,
+           (flop_lin + flop_att) / t_hidden / 1e9, 100 * bound_hidden / t_hidden, 100 * (flop_lin + flop_att) / t_hidden / 1e9 / mb.fma_gflops);
+    printf("%-34s %10.1f %10.1f %12.1f %10.1f %10.1f\n", "ours: with logits (all rows)", T / t_logits, t_logits * 1e3,
+           (flop_lin + flop_att + flop_lm) / t_logits / 1e9, 100 * bound_logits / t_logits,
+           100 * (flop_lin + flop_att + flop_lm) / t_logits / 1e9 / mb.fma_gflops);
     printf("%-34s %10.1f %10.1f\n", "ours: key (last_ffn_input)", T / t_key, t_key * 1e3);
     printf("%-34s %10.1f %10.1f   (tokens/s of the %d emitted rows: %.1f)\n", "ours: key, last T/2 rows only", T / t_rows, t_rows * 1e3, T - T / 2,
            (T - T / 2) / t_rows);
@@ -264,33 +328,13 @@ int main(int argc, char **argv) {
                flop_att / pr.attention / 1e9, pr.other * 1e3, 100 * pr.other / best, rest * 1e3, 100 * rest / best);
     }
 
-    /* Incremental decoding: prefill 512 tokens, then one token at a time with the KV cache. */
-    if (cfg->n_positions >= 512 + 32) {
-        Gpt2State *d;
-        if (gpt2_state_create(&d, c.m, cfg->n_positions, 1) != KN_OK) die("decode state");
-        const int ctx = 512, steps = 32;
-        int32_t *dids = malloc((size_t)(ctx + steps) * sizeof *dids);
-        for (int t = 0; t < ctx + steps; t++) dids[t] = (int32_t)(((int64_t)t * 7919 + 375) % V);
-        double best_h = INFINITY, best_l = INFINITY;
-        for (int r = 0; r < repeats; r++) {
-            gpt2_state_reset(d);
-            if (gpt2_forward(d, dids, ctx, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("prefill");
-            double t0 = now();
-            for (int t = 0; t < steps; t++)
-                if (gpt2_forward(d, dids + ctx + t, 1, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("decode");
-            best_h = min_d(best_h, (now() - t0) / steps);
-            gpt2_state_reset(d);
-            if (gpt2_forward(d, dids, ctx, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("prefill");
-            t0 = now();
-            for (int t = 0; t < steps; t++) {
-                if (gpt2_forward(d, dids + ctx + t, 1, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("decode");
-                if (gpt2_logits(c.m, gpt2_state_output(d, KEY_FINAL_HIDDEN), 1, c.logits) != KN_OK) die("logits");
-            }
-            best_l = min_d(best_l, (now() - t0) / steps);
-        }
-        printf("decode at context %d (KV cache): %.2f ms/token hidden, %.2f ms/token with logits\n", ctx, best_h * 1e3, best_l * 1e3);
-        gpt2_state_free(d);
-        free(dids);
+    /* Incremental decoding at two contexts. */
+    for (int i = 0; i < 2; i++) {
+        const int ctx = decode_contexts(cfg)[i];
+        if (ctx <= 0) continue;
+        const double h = decode_ms(c.m, ctx, repeats, NULL), l = decode_ms(c.m, ctx, repeats, c.logits);
+        print_decode("decode fp32, hidden", ctx, h, decode_bytes(cfg, ctx, 4, 0), &mb);
+        print_decode("decode fp32, with logits", ctx, l, decode_bytes(cfg, ctx, 4, 1), &mb);
     }
     printf("peak RSS after one forward of the window: %.1f MB (weights file pages %.1f MB, anonymous %.1f MB)\n", hwm / 1024.0, file_kb / 1024.0,
            anon_kb / 1024.0);
@@ -353,8 +397,9 @@ int main(int argc, char **argv) {
             rel_max = rel > rel_max ? rel : rel_max;
         }
         printf("bf16 (%s VDPBF16PS; packing %.0f ms):\n", gpt2_bf16_native() ? "native" : "emulated", t_pack * 1e3);
-        printf("%-34s %10.1f %10.1f %12.1f %10s\n", "bf16: hidden (ln_f output)", T / b_hidden, b_hidden * 1e3, (flop_lin + flop_att) / b_hidden / 1e9,
-               "");
+        const double bf16_peak = gpt2_bf16_native() ? mb.bf16_gflops : mb.fma_gflops; /* emulated: fp32 FMAs */
+        printf("%-34s %10.1f %10.1f %12.1f %10s %10.1f\n", "bf16: hidden (ln_f output)", T / b_hidden, b_hidden * 1e3,
+               (flop_lin + flop_att) / b_hidden / 1e9, "", 100 * (flop_lin + flop_att) / b_hidden / 1e9 / bf16_peak);
         printf("%-34s %10.1f %10.1f\n", "bf16: with logits (lm_head fp32)", T / b_logits, b_logits * 1e3);
         printf("%-34s %10.1f %10.1f\n", "bf16: key (last_ffn_input)", T / b_key, b_key * 1e3);
         printf("%-34s %10.1f %10.1f   (tokens/s of the %d emitted rows: %.1f)\n", "bf16: key, last T/2 rows only", T / b_rows, b_rows * 1e3, T - T / 2,
@@ -374,24 +419,9 @@ int main(int argc, char **argv) {
             hs += sqrt(d2 / n2);
         }
         printf("bf16 final hidden vs fp32: relative L2 error per row mean %.4f\n", hs / T);
-        if (cfg->n_positions >= 512 + 32) {
-            Gpt2State *d;
-            if (gpt2_state_create(&d, c.m, cfg->n_positions, 1) != KN_OK) die("decode state");
-            const int ctx = 512, steps = 32;
-            int32_t *dids = malloc((size_t)(ctx + steps) * sizeof *dids);
-            for (int t = 0; t < ctx + steps; t++) dids[t] = (int32_t)(((int64_t)t * 7919 + 375) % V);
-            double best_h = INFINITY;
-            for (int r = 0; r < repeats; r++) {
-                gpt2_state_reset(d);
-                if (gpt2_forward(d, dids, ctx, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("prefill");
-                double t1 = now();
-                for (int t = 0; t < steps; t++)
-                    if (gpt2_forward(d, dids + ctx + t, 1, GPT2_NEED_FINAL_HIDDEN) != KN_OK) die("decode");
-                best_h = min_d(best_h, (now() - t1) / steps);
-            }
-            printf("bf16 decode at context %d: %.2f ms/token hidden\n", ctx, best_h * 1e3);
-            gpt2_state_free(d);
-            free(dids);
+        for (int i = 0; i < 2; i++) {
+            const int ctx = decode_contexts(cfg)[i];
+            if (ctx > 0) print_decode("decode bf16, hidden", ctx, decode_ms(c.m, ctx, repeats, NULL), decode_bytes(cfg, ctx, 2, 0), &mb);
         }
         printf("RSS now (bf16 packed): %.1f MB (file pages %.1f MB, anonymous %.1f MB = packed weights %.1f MB + the state and this benchmark's "
                "buffers)\n",

@@ -45,12 +45,12 @@ awk '
     FNR == 1 { file++ }
     file == 1 && /^torch hidden/      { th = $3 }
     file == 1 && /^torch with logits/ { tl = $4 }
-    file == 2 && /^ours: hidden/             { oh = num($0, 1); ohb = num($0, 4) }
-    file == 2 && /^ours: with logits/        { ol = num($0, 1); olb = num($0, 4) }
+    file == 2 && /^ours: hidden/             { oh = num($0, 1); ohb = num($0, 4); ohp = num($0, 5) }
+    file == 2 && /^ours: with logits/        { ol = num($0, 1); olb = num($0, 4); olp = num($0, 5) }
     file == 2 && /^ours: key \(last/         { ok = num($0, 1) }
     file == 2 && /^sgemm bound: hidden/      { bh = num($0, 1) }
     file == 2 && /^sgemm bound: with logits/ { bl = num($0, 1) }
-    file == 2 && /^bf16: hidden/             { fh = num($0, 1) }
+    file == 2 && /^bf16: hidden/             { fh = num($0, 1); fhp = num($0, 4) }
     file == 2 && /^bf16: with logits/        { fl = num($0, 1) }
     file == 2 && /^bf16: key \(last/         { fk = num($0, 1) }
     function x(a) { return (th > 0 && a > 0) ? sprintf("%.2fx", a / th) : "-" }
@@ -62,4 +62,6 @@ awk '
         printf "%-30s %12.1f %9s %12.1f %9s %10.1f\n", "ours bf16 (GPT2_BF16)", fh, x(fh), fl, y(fl), fk
         printf "%-30s %12.1f %9s %12.1f %9s %10s\n", "sgemm bound (OpenBLAS alone)", bh, x(bh), bl, y(bl), "-"
         printf "ours fp32 as %% of the sgemm bound: hidden %s%%, with logits %s%%\n", ohb, olb
+        printf "as %% of the machine'"'"'s peak: fp32 hidden %s%%, fp32 with logits %s%% (FMA peak), bf16 hidden %s%% (VDPBF16PS peak)\n", ohp, olp, fhp
     }' "$OUT/torch.txt" "$OUT/ours.txt"
+grep -E "^machine bounds|bandwidth bound" "$OUT/ours.txt"

@@ -171,19 +171,56 @@ static void gemm_f32_panel(float *out, size_t ldo, const float *inp, size_t ldi,
 
 /* Few rows (decoding): columns [n0, n1) of w read row after row, each row segment contiguous, which streams
  * from memory faster than 64-column panels at a stride of a whole row (one thread: 15 vs 11 GB/s here). Every
- * output gets the tiles' arithmetic: bias, then one FMA per k in order, then the same epilogue. */
-enum { GEMV_COLS = 2048 }; /* acc: GEMM_MR x 2048 floats = 48 KB of stack */
+ * output gets the tiles' arithmetic: bias, then one FMA per k in order, then the same epilogue. Four rows of w
+ * go through each accumulator vector while it is in a register (a quarter of the loads and stores of one row
+ * at a time), and the segments GEMV_AHEAD rows ahead are prefetched: a segment is only a few KB, too short
+ * for the hardware prefetcher to reach full speed before it ends. */
+enum { GEMV_COLS = 2048, GEMV_AHEAD = 8 }; /* acc: GEMM_MR x 2048 floats = 48 KB of stack */
+
+static inline __attribute__((always_inline)) void gemv_prefetch(const float *w, size_t ldw, int k, int rows, int K, int cols) {
+    for (int r = k; r < k + rows && r < K; r++)
+        for (int j = 0; j < cols; j += 16) __builtin_prefetch(w + (size_t)r * ldw + j, 0, 0);
+}
+
 static void gemv_f32(float *out, size_t ldo, const float *inp, size_t ldi, const float *w, size_t ldw, const float *bias, int M, int K, int n0,
                      int n1, int mode, Gpt2Activation act) {
     float acc[GEMM_MR][GEMV_COLS] __attribute__((aligned(64)));
     for (int nb = n0; nb < n1; nb += GEMV_COLS) {
-        const int cols = n1 - nb < GEMV_COLS ? n1 - nb : GEMV_COLS;
+        const int cols = n1 - nb < GEMV_COLS ? n1 - nb : GEMV_COLS, cv = cols / VF * VF;
+        const float *wb = w + nb;
         for (int m = 0; m < M; m++) {
             if (bias) memcpy(acc[m], bias + nb, (size_t)cols * sizeof(float));
             else memset(acc[m], 0, (size_t)cols * sizeof(float));
         }
-        for (int k = 0; k < K; k++) {
-            const float *wr = w + (size_t)k * ldw + nb;
+        gemv_prefetch(wb, ldw, 0, GEMV_AHEAD, K, cols);
+        int k = 0;
+        for (; k + 4 <= K; k += 4) {
+            gemv_prefetch(wb, ldw, k + GEMV_AHEAD, 4, K, cols);
+            const float *w0 = wb + (size_t)k * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+            for (int m = 0; m < M; m++) {
+                const float *a = inp + (size_t)m * ldi + k;
+                const float a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+                float *am = acc[m];
+                for (int j = 0; j < cv; j += VF) {
+                    vf v = vload(am + j);
+                    v += vload(w0 + j) * a0;
+                    v += vload(w1 + j) * a1;
+                    v += vload(w2 + j) * a2;
+                    v += vload(w3 + j) * a3;
+                    vstore(am + j, v);
+                }
+                for (int j = cv; j < cols; j++) {
+                    float x = am[j];
+                    x += w0[j] * a0;
+                    x += w1[j] * a1;
+                    x += w2[j] * a2;
+                    x += w3[j] * a3;
+                    am[j] = x;
+                }
+            }
+        }
+        for (; k < K; k++) {
+            const float *wr = wb + (size_t)k * ldw;
             for (int m = 0; m < M; m++) {
                 const float a = inp[(size_t)m * ldi + k];
                 float *am = acc[m];

@@ -493,6 +493,79 @@ static void test_table_and_csv(void) {
     sweep_free(s);
 }
 
+/* The retrieval gate's curve (sweep_gate_curve) on the three tokens of test_sweep_matches_numpy, with the LM's
+ * largest probabilities 0.5, 0.30 and 0.125 (bins 10, 6 and 2 of 20), at λ = 0.25, k = 3, T = 1: each point
+ * recomputed here in plain probabilities, and a sweep in which a gate at 0.3 really skipped the searches of
+ * the first two tokens gives, to the bit, the curve's point at 0.30. */
+static double gate_interp(const double *d, const int32_t *v, int32_t label, double p_lm) {
+    double num = 0, den = 0;
+    for (int i = 0; i < 3; i++) {
+        den += exp(-d[i]);
+        num += v[i] == label ? exp(-d[i]) : 0;
+    }
+    return -log(0.25 * num / den + 0.75 * p_lm);
+}
+
+static void test_retrieval_gate_curve(void) {
+    const double lambdas[] = {0, 0.25, 1}, temps[] = {1};
+    const int ks[] = {1, 3};
+    const SweepConfig cfg = {lambdas, 3, ks, 2, temps, 1, KNN_DIST_L2SQ, 3};
+    const float d[3][3] = {{1, 2, 3}, {0.5f, 1.5f, 4}, {2, 2.5f, 3}};
+    const double dd[3][3] = {{1, 2, 3}, {0.5, 1.5, 4}, {2, 2.5, 3}};
+    const int32_t v[3][3] = {{7, 7, 9}, {3, 4, 4}, {1, 2, 3}}, label[3] = {7, 4, 3};
+    const double p_lm[3] = {0.5, 0.25, 0.125}, p_max[3] = {0.5, 0.30, 0.125};
+    Sweep *s, *gated;
+    CHECK_OK(sweep_create(&s, &cfg));
+    CHECK_OK(sweep_create(&gated, &cfg));
+    for (int t = 0; t < 3; t++) {
+        CHECK_OK(sweep_add_scored(s, log(p_lm[t]), p_max[t], d[t], v[t], 3, label[t]));
+        const int skip = p_max[t] >= 0.3;
+        CHECK_OK(sweep_add_scored(gated, log(p_lm[t]), p_max[t], skip ? NULL : d[t], skip ? NULL : v[t], skip ? 0 : 3, label[t]));
+    }
+    SweepGatePoint c[SWEEP_GATE_STEPS + 1];
+    CHECK_EQ_INT(sweep_gate_curve(s, 1, 1, 0, c), SWEEP_GATE_STEPS + 1);
+    double nll_knnlm[3], nll_lm[3];
+    for (int t = 0; t < 3; t++) {
+        nll_knnlm[t] = gate_interp(dd[t], v[t], label[t], p_lm[t]);
+        nll_lm[t] = -log(p_lm[t]);
+    }
+    const int bin[3] = {10, 6, 2};
+    for (int j = 0; j <= SWEEP_GATE_STEPS; j++) {
+        double sum = 0;
+        int skipped = 0;
+        for (int t = 0; t < 3; t++) {
+            sum += bin[t] >= j ? nll_lm[t] : nll_knnlm[t];
+            skipped += bin[t] >= j;
+        }
+        CHECK_MSG(c[j].threshold == j / 20.0, "threshold %d: %.17g", j, c[j].threshold);
+        CHECK_MSG(c[j].skipped == skipped / 3.0, "threshold %d: skipped %.17g, expected %d/3", j, c[j].skipped, skipped);
+        CHECK_MSG(fabs(c[j].ppl - exp(sum / 3)) < 1e-13 * c[j].ppl, "threshold %d: ppl %.17g, expected %.17g", j, c[j].ppl, exp(sum / 3));
+    }
+    CHECK(same_bits(c[0].ppl, sweep_lm_ppl(s)));                      /* every search skipped: the LM */
+    CHECK(same_bits(c[SWEEP_GATE_STEPS].ppl, sweep_ppl(s, 1, 1, 0))); /* none: the sweep's own point */
+    CHECK_NEAR(c[SWEEP_GATE_STEPS].ppl, 3.5758209110405272, 1e-14);   /* numpy's, above */
+
+    /* The gate at 0.3 skipped tokens 0 and 1: the curve stops at 0.30, where it is what the gate gave. */
+    CHECK_EQ_INT(sweep_searched(gated), 1);
+    CHECK_EQ_INT(sweep_tokens(gated), 3);
+    SweepGatePoint g[SWEEP_GATE_STEPS + 1];
+    CHECK_EQ_INT(sweep_gate_curve(gated, 1, 1, 0, g), 7);
+    CHECK(same_bits(sweep_ppl(gated, 1, 1, 0), c[6].ppl));
+    CHECK(same_bits(g[6].ppl, c[6].ppl));
+    CHECK(same_bits(sweep_ppl(gated, 0, 0, 0), sweep_lm_ppl(s)));
+    /* the kNN alone and the hit rate are over the one searched token (label 3 is its third neighbour) */
+    CHECK_NEAR(sweep_knn_ppl(gated, 1, 0), exp(-log(exp(-3.0) / (exp(-2.0) + exp(-2.5) + exp(-3.0)))), 1e-13);
+    CHECK(sweep_hit_rate(gated, 0) == 0 && sweep_hit_rate(gated, 1) == 1);
+
+    /* no p_max, no curve; a p_max outside [0, 1] is refused */
+    CHECK_OK(sweep_add_token(s, log(0.5), d[0], v[0], 3, 7));
+    CHECK_EQ_INT(sweep_gate_curve(s, 1, 1, 0, c), 0);
+    CHECK_EQ_INT(sweep_add_scored(gated, log(0.5), 1.5, d[0], v[0], 3, 7), KN_EINVAL);
+    CHECK(strstr(kn_errmsg(), "largest probability") != NULL);
+    sweep_free(s);
+    sweep_free(gated);
+}
+
 int main(void) {
     RUN(test_grid_parsing);
     RUN(test_create_rejects_bad_config);
@@ -504,5 +577,6 @@ int main(void) {
     RUN(test_json_round_trip);
     RUN(test_json_empty_sweep_writes_null);
     RUN(test_table_and_csv);
+    RUN(test_retrieval_gate_curve);
     return TEST_EXIT();
 }

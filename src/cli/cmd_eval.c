@@ -32,10 +32,10 @@ typedef struct {
 static int consume(void *ctx, const ScoredToken *t, int n) {
     EvalConsumer *c = ctx;
     for (int i = 0; i < n; i++) {
-        int rc = sweep_add_token(c->sweep, t[i].lm_log_prob, t[i].dist, t[i].vals, t[i].k, t[i].label);
+        int rc = sweep_add_scored(c->sweep, t[i].lm_log_prob, lm_norm_max_prob(&t[i].norm), t[i].dist, t[i].vals, t[i].k, t[i].label);
         if (rc == KN_OK && c->cases) {
             ScoredToken shown = t[i];
-            shown.k = c->case_k;
+            shown.k = t[i].k ? c->case_k : 0; /* 0: the retrieval gate skipped its search */
             rc = case_write(c->cases->f, &shown, t[i].label, &c->case_opt);
             if (rc == KN_EIO || rc == KN_ENOSPC) rc = file_out_write_error(c->cases);
         }
@@ -72,9 +72,9 @@ static void warn_overlap(const char *dstore, const char *text, const int32_t *id
 int cmd_eval(int argc, char **argv) {
     const char *model_dir = NULL, *weights = NULL, *dstore = NULL, *index = NULL, *text = NULL, *format = "auto";
     const char *lambdas = "0:1:0.05", *ks_spec = NULL, *temps = "1", *distance = "l2sq";
-    const char *csv = NULL, *json = NULL, *plot = NULL, *cases = NULL;
+    const char *csv = NULL, *json = NULL, *plot = NULL, *cases = NULL, *gate_plot = NULL;
     int k = 8, nprobe = 32, exact = 0, window = 0, stride = 0, max_tokens = 0, replace = 0, case_k = 8, force = 0, quiet;
-    double case_lambda = 0.25;
+    double case_lambda = 0.25, gate = 0;
     const ArgOpt opts[] = {
         {"--model", ARG_STR, &model_dir, "DIR", "the Hugging Face GPT-2 folder the datastore was built with", 1},
         {"--weights", ARG_STR, &weights, "FILE", "the weights file to use (default: found in --model)", 0},
@@ -89,12 +89,14 @@ int cmd_eval(int argc, char **argv) {
         {"--distance", ARG_STR, &distance, "KIND", "l2sq (default: squared L2, as Faiss returns it) or l2", 0},
         {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32; no effect on Flat)", 0, 1, ARG_INT_MAX},
         {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute the neighbours' distances from the datastore's keys (always done for an exact index)", 0},
+        {"--retrieval-gate", ARG_DOUBLE, &gate, "P", "adaptive retrieval: no search where the LM's largest probability is >= P, from 0.001 to 1 (default: search every token)", 0, 0.001, 1},
         {"--window", ARG_INT, &window, "N", "tokens per window (default: the datastore's; one above the model's n_positions is clamped to it)", 0, 1, ARG_INT_MAX},
         {"--stride", ARG_INT, &stride, "N", "tokens between window starts, at most --window (default: the datastore's, or half of --window)", 0, 1, ARG_INT_MAX},
         {"--max-tokens", ARG_INT, &max_tokens, "N", "evaluate only the first N tokens of the text's stream (default: all)", 0, 1, ARG_INT_MAX},
         {"--csv", ARG_STR, &csv, "FILE", "write every (λ, k, T) point as CSV", 0},
         {"--json", ARG_STR, &json, "FILE", "write the results as JSON ({\"tokens\", \"lm_ppl\", \"knn_ppl\", \"sweep\", \"best\", ...})", 0},
         {"--plot", ARG_STR, &plot, "FILE.svg", "write the plot of perplexity against λ (SVG)", 0},
+        {"--gate-plot", ARG_STR, &gate_plot, "FILE.svg", "write the plot of perplexity against the share of searches a retrieval gate skips (SVG)", 0},
         {"--cases", ARG_STR, &cases, "FILE.jsonl", "write the case analysis, one JSON object per token", 0},
         {"--case-lambda", ARG_DOUBLE, &case_lambda, "L", "the λ the case analysis describes, from 0 to 1 (default 0.25)", 0, 0, 1},
         {"--case-k", ARG_INT, &case_k, "N", "neighbours shown per token in the case analysis (default 8, at most --k)", 0, 1, ARG_INT_MAX},
@@ -141,6 +143,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc == KN_OK) rc = outplan_output(plan, "--csv", csv, OUT_MARK_EVAL_CSV, NULL);
     if (rc == KN_OK) rc = outplan_output(plan, "--json", json, OUT_MARK_EVAL_JSON, NULL);
     if (rc == KN_OK) rc = outplan_output(plan, "--plot", plot, OUT_MARK_PLOT_SVG, NULL);
+    if (rc == KN_OK) rc = outplan_output(plan, "--gate-plot", gate_plot, OUT_MARK_PLOT_SVG, NULL);
     if (rc == KN_OK) rc = outplan_output(plan, "--cases", cases, OUT_MARK_CASES, NULL);
     if (rc == KN_OK) rc = outplan_check(plan);
     outplan_free(plan);
@@ -167,6 +170,7 @@ int cmd_eval(int argc, char **argv) {
     /* an exact index's distances come from Faiss' sgemm, whose last bits change with the number of queries a
      * call holds, hence with --threads: recomputed from the keys (k rows a query), they do not */
     eo.exact_distances = exact || index_nlist(s.index) == 0;
+    eo.retrieval_gate = gate;
     CorpusOptions co = {fmt, m->eos_id, max_tokens, replace ? CORPUS_REPLACE_INVALID_UTF8 : 0};
     int32_t *ids = NULL;
     int64_t n = 0;
@@ -185,7 +189,9 @@ int cmd_eval(int argc, char **argv) {
         char desc[256];
         index_describe(s.index, desc, sizeof desc);
         printf("datastore %s: %lld entries (%s keys); index: %s\n", dstore, (long long)dstore_size(s.ds), m->key, desc);
-        printf("text %s: window %d, stride %d%s\n\n", text, eo.window, eo.stride, exact ? ", exact distances" : "");
+        printf("text %s: window %d, stride %d%s", text, eo.window, eo.stride, exact ? ", exact distances" : "");
+        if (gate > 0) printf("; retrieval gate %g: %lld of %lld tokens searched", gate, (long long)st.searched, (long long)sweep_tokens(sweep));
+        printf("\n\n");
         rc = sweep_write_table(sweep, stdout, "<stdout>");
         printf("\ntime: %.1f s, %.0f tokens/s (model %.1f s, lm_head+softmax %.1f s, search %.1f s, values/exact distances %.1f s, sweep %.1f s)\n",
                st.total, (double)sweep_tokens(sweep) / st.total, st.model, st.logits, st.search, st.exact, st.consumer);
@@ -193,6 +199,7 @@ int cmd_eval(int argc, char **argv) {
     if (rc == KN_OK && csv) rc = sweep_write_csv(sweep, csv);
     if (rc == KN_OK && json) rc = sweep_write_json(sweep, json);
     if (rc == KN_OK && plot) rc = plot_sweep_svg(sweep, plot, PLOT_SCALE_AUTO);
+    if (rc == KN_OK && gate_plot) rc = plot_gate_svg(sweep, gate_plot);
     if (c.cases && rc == KN_OK) rc = file_out_commit(c.cases); /* last, so that a failure before leaves no cases file */
     else if (c.cases) file_out_abort(c.cases);
     free(ids);

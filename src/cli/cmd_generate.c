@@ -66,6 +66,7 @@ int cmd_generate(int argc, char **argv) {
         {"--json", ARG_FLAG, &json, NULL, "print one case-analysis object per generated token instead of the text", 0},
         {"--nprobe", ARG_INT, &nprobe, "N", "IVF lists visited per search (default 32; no effect on Flat)", 0, 1, ARG_INT_MAX},
         {"--exact-distances", ARG_FLAG, &exact, NULL, "recompute distances from the datastore's keys (always done for an exact index)", 0},
+        {"--retrieval-gate", ARG_DOUBLE, &go.retrieval_gate, "P", "adaptive retrieval: no search where the LM's largest probability is >= P, from 0.001 to 1 (default: search every token)", 0, 0.001, 1},
         {0},
     };
     const ArgSpec spec = {"knnlm generate", "Generate text after a prompt with the kNN-LM: one kNN search per token, sampling from λ p_kNN + (1 - λ) p_LM.",
@@ -124,6 +125,8 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "knnlm generate: %d tokens after a %d-token prompt in %.2f s, stopped by %s%s; first token %.1f ms, then per token: LM %.2f ms, search %.2f ms, sampling %.2f ms\n",
                 st.generated, st.prompt_tokens, st.total, st.stop == GENERATE_STOP_EOS ? "</s>" : "--max-new-tokens", st.slides ? " (the window slid)" : "",
                 1e3 * out.first, 1e3 * out.lm / n, 1e3 * out.search / n, 1e3 * out.sample / n);
+        if (go.retrieval_gate > 0 && s.ds)
+            fprintf(stderr, "knnlm generate: retrieval gate %g: %d of %d tokens searched\n", go.retrieval_gate, st.searched, st.generated);
     }
     idvec_free(&ids);
     free(file_text);

@@ -80,6 +80,8 @@ typedef struct {
     int64_t *ids;
     int32_t *vals;
     float *keybuf;     /* [k, D] for exact distances */
+    float *gq;         /* [LOGIT_ROWS, D]: the queries that pass the retrieval gate, gathered */
+    int *grow;         /* [LOGIT_ROWS]: their rows in the chunk */
 } Buffers;
 
 static void free_buffers(Buffers *b) {
@@ -90,6 +92,8 @@ static void free_buffers(Buffers *b) {
     free(b->ids);
     free(b->vals);
     free(b->keybuf);
+    free(b->gq);
+    free(b->grow);
 }
 
 int knn_setup_check(const Gpt2 *model, const KnnIndex *index, const Dstore *dstore, Gpt2KeyType key, int k) {
@@ -119,6 +123,7 @@ static int check_options(const Gpt2 *model, const EvalOptions *o) {
     int rc = window_check(o->window, o->stride);
     if (rc != KN_OK) return rc;
     if (o->window > c->n_positions) return kn_error(KN_EINVAL, "--window %d: the model takes at most %d tokens (n_positions)", o->window, c->n_positions);
+    if (!(o->retrieval_gate >= 0 && o->retrieval_gate <= 1)) return kn_error(KN_EINVAL, "--retrieval-gate %g: must be from 0 to 1", o->retrieval_gate);
     if (!o->index) return KN_OK;
     return knn_setup_check(model, o->index, o->dstore, o->key, o->k);
 }
@@ -143,8 +148,14 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
         b.ids = malloc((size_t)o->window * k * sizeof(int64_t));
         b.vals = malloc((size_t)o->window * k * sizeof(int32_t));
         b.keybuf = o->exact_distances ? malloc((size_t)k * D * sizeof(float)) : NULL;
+        if (o->retrieval_gate > 0) {
+            b.gq = malloc((size_t)LOGIT_ROWS * D * sizeof(float));
+            b.grow = malloc(LOGIT_ROWS * sizeof(int));
+        }
     }
-    if (rc == KN_OK && (!b.logits || !b.scored || (k && (!b.dist || !b.ids || !b.vals || (o->exact_distances && !b.keybuf)))))
+    const int gated = k && o->retrieval_gate > 0;
+    if (rc == KN_OK && (!b.logits || !b.scored || (k && (!b.dist || !b.ids || !b.vals || (o->exact_distances && !b.keybuf))) ||
+                        (gated && (!b.gq || !b.grow))))
         rc = kn_error(KN_ENOMEM, "out of memory for the evaluation buffers (k = %d)", k);
     const int64_t nw = window_count(n, o->window, o->stride);
     monitor_begin(monitor, "evaluate", "tokens", (uint64_t)(n - 1), 0);
@@ -158,7 +169,7 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
         if (rc != KN_OK) break;
         const float *hidden = gpt2_state_output(b.state, KEY_FINAL_HIDDEN) + (size_t)r0 * D;
         const float *queries = gpt2_state_output(b.state, o->key) + (size_t)r0 * D;
-        if (k) {
+        if (k && !gated) { /* every row searched: the window's queries in one call */
             t = kn_seconds();
             rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
             st.search += kn_seconds() - t;
@@ -186,6 +197,35 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
                 s->dist = k ? b.dist + (size_t)r * k : NULL;
                 s->ids = k ? b.ids + (size_t)r * k : NULL;
                 s->vals = k ? b.vals + (size_t)r * k : NULL;
+            }
+            if (gated && rc == KN_OK) {
+                /* the retrieval gate: search only the rows where the LM's largest probability is below it */
+                int nq = 0;
+                for (int i = 0; i < rows; i++) {
+                    ScoredToken *s = &b.scored[i];
+                    if (lm_norm_max_prob(&s->norm) >= o->retrieval_gate) {
+                        s->k = 0;
+                        s->dist = NULL, s->ids = NULL, s->vals = NULL;
+                    } else {
+                        memcpy(b.gq + (size_t)nq * D, s->query, (size_t)D * sizeof(float));
+                        b.grow[nq++] = i;
+                    }
+                }
+                double t1 = kn_seconds();
+                if (nq) rc = index_search(o->index, nq, D, b.gq, k, b.dist, b.ids);
+                double t2 = kn_seconds();
+                st.search += t2 - t1;
+                if (nq && rc == KN_OK) rc = knn_resolve_neighbours(o->index, o->dstore, b.gq, nq, D, k, o->exact_distances, b.dist, b.ids, b.vals, b.keybuf);
+                const double t3 = kn_seconds();
+                st.exact += t3 - t2;
+                for (int j = 0; j < nq; j++) {
+                    ScoredToken *s = &b.scored[b.grow[j]];
+                    s->dist = b.dist + (size_t)j * k, s->ids = b.ids + (size_t)j * k, s->vals = b.vals + (size_t)j * k;
+                }
+                st.searched += nq;
+                t += t3 - t1; /* the search is not the lm_head's time */
+            } else if (k) {
+                st.searched += rows;
             }
             /* log p_LM is finite for finite logits (it is computed in log space): a NaN or infinite one means
              * the model's output is not numbers, and every perplexity or case built on it would be too */

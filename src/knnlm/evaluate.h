@@ -22,7 +22,7 @@ typedef struct {
     const float *logits;   /* [V] the LM's logits */
     LmSoftmaxNorm norm;    /* their normaliser; norm.argmax is the LM's top token */
     const float *query;    /* [D] the key representation at this position: what the index was searched with */
-    int k;                 /* neighbours (0 without an index) */
+    int k;                 /* neighbours (0 without an index, or where the retrieval gate skipped the search) */
     const float *dist;     /* [k] distances, ascending: as the index returns them, or recomputed exactly */
     const int64_t *ids;    /* [k] datastore rows (-1: no neighbour) */
     const int32_t *vals;   /* [k] their values, the tokens that followed them (-1 for no neighbour) */
@@ -39,6 +39,9 @@ typedef struct {
     int k;                     /* neighbours to search */
     int exact_distances;       /* recompute each neighbour's squared L2 distance from the datastore's keys (float32
                                   upcast) instead of the index's (approximate for PQ), and re-sort by it */
+    double retrieval_gate;     /* adaptive retrieval: no search for a token where the LM's largest probability is
+                                  >= this (its ScoredToken has k = 0); 0: every token is searched. The queries
+                                  that pass are searched LOGIT_ROWS at a time, after the logits */
 } EvalOptions;
 
 void evaluate_defaults(EvalOptions *opt);
@@ -61,6 +64,7 @@ int knn_resolve_neighbours(const KnnIndex *index, const Dstore *ds, const float 
  * distance recompute, and the consumer. */
 typedef struct {
     double model, logits, search, exact, consumer, total;
+    int64_t searched; /* tokens whose neighbours were searched (all of them without a retrieval gate) */
 } EvalStats;
 
 /* Scores tokens[0..n): every entry t (0 <= t <= n-2) once. KN_EINVAL for bad options (window larger than the

@@ -235,6 +235,7 @@ static int check_options(const Gpt2 *model, const int32_t *prompt, int n_prompt,
     for (int i = 0; i < n_prompt; i++)
         if (prompt[i] < 0 || prompt[i] >= c->vocab_size)
             return kn_error(KN_EINVAL, "prompt token %d has id %d, outside the vocabulary [0, %d)", i, prompt[i], c->vocab_size);
+    if (!(o->retrieval_gate >= 0 && o->retrieval_gate <= 1)) return kn_error(KN_EINVAL, "--retrieval-gate %g: must be from 0 to 1", o->retrieval_gate);
     if (!o->index) return KN_OK;
     if (!(o->lambda >= 0 && o->lambda <= 1)) return kn_error(KN_EINVAL, "--lambda %g: λ must be in [0, 1]", o->lambda);
     if (!(o->knn_temperature > 0) || isinf(o->knn_temperature)) return kn_error(KN_EINVAL, "--knn-temperature %g: must be positive", o->knn_temperature);
@@ -337,7 +338,7 @@ int generate(const Gpt2 *model, const Tokenizer *tk, const int32_t *prompt, int 
         s->logits = b.logits;
         s->query = k ? gpt2_state_output(b.state, o->key) + (size_t)last_row * D : NULL;
         int n_votes = 0;
-        if (k) {
+        if (k && !(o->retrieval_gate > 0 && lm_norm_max_prob(&s->norm) >= o->retrieval_gate)) {
             rc = index_search(o->index, 1, D, s->query, k, b.dist, b.ids);
             if (rc == KN_OK) rc = knn_resolve_neighbours(o->index, o->dstore, s->query, 1, D, k, o->exact_distances, b.dist, b.ids, b.vals, b.keybuf);
             if (rc != KN_OK) break;
@@ -346,6 +347,7 @@ int generate(const Gpt2 *model, const Tokenizer *tk, const int32_t *prompt, int 
             s->ids = b.ids;
             s->vals = b.vals;
             n_votes = knn_votes(b.votes, b.dist, b.vals, k, o->knn_temperature, o->distance);
+            st.searched++;
         }
         g.t_search = kn_seconds() - t;
         t = kn_seconds();

@@ -45,6 +45,8 @@ typedef struct {
     double knn_temperature;  /* T of exp(-d/T), > 0 (default 1) */
     KnnDistance distance;    /* how d is taken from the index's distance (default KNN_DIST_L2SQ) */
     int exact_distances;     /* recompute neighbours' distances from the datastore's keys and re-sort */
+    double retrieval_gate;   /* adaptive retrieval: no search (the plain LM) for a token where the LM's largest
+                                probability is >= this; 0: search every token (default) */
 
     /* sampling */
     double temperature;      /* τ >= 0; 0 = greedy (default 1) */
@@ -90,6 +92,7 @@ typedef struct {
     int generated;           /* tokens passed to the callback */
     GenerateStop stop;
     int slides;              /* times the window slid (including a prompt longer than n_positions: 0 for that) */
+    int searched;            /* tokens whose neighbours were searched (with an index; fewer with a retrieval gate) */
     double lm, search, sample, total; /* seconds */
 } GenerateStats;
 

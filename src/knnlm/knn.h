@@ -95,6 +95,9 @@ static inline double lm_norm_log_prob(const LmSoftmaxNorm *norm, const float *lo
     return ((double)logits[y] - (double)norm->max) - norm->log_sum;
 }
 
+/* The LM's largest probability, p_LM(argmax): the retrieval gate's signal. */
+static inline double lm_norm_max_prob(const LmSoftmaxNorm *norm) { return exp(-norm->log_sum); }
+
 /* log p_LM(label) of one logits row (lm_softmax_norm + lm_norm_log_prob, the same bits). label in [0, V).
  * When argmax_out is not NULL it receives the LM's top token. */
 double lm_log_prob(const float *logits, int V, int32_t label, int32_t *argmax_out);

@@ -98,4 +98,9 @@ int plot_sweep_grid_svg(const SweepGrid *g, const char *path, PlotScale y_scale)
 /* The same chart from a sweep. */
 int plot_sweep_svg(const Sweep *s, const char *path, PlotScale y_scale);
 
+/* The retrieval gate's chart: perplexity at the sweep's best point against the share of searches skipped
+ * (sweep_best_gate_curve), the LM alone as the reference line, and marked the most skipped whose perplexity is within 1% of searching every token.
+ * KN_EINVAL naming path when the sweep has no curve. */
+int plot_gate_svg(const Sweep *s, const char *path);
+
 #endif

@@ -285,3 +285,40 @@ int plot_sweep_svg(const Sweep *s, const char *path, PlotScale y_scale) {
     sweep_grid_free(&g);
     return rc;
 }
+
+int plot_gate_svg(const Sweep *s, const char *path) {
+    SweepGatePoint c[SWEEP_GATE_STEPS + 1];
+    const int n = sweep_best_gate_curve(s, c);
+    if (n == 0)
+        return kn_error(KN_EINVAL, "%s: no retrieval-gate curve (no token was scored with the LM's largest probability)", path);
+    const SweepPoint best = sweep_best(s);
+    /* the points by share skipped, ascending: the curve from the highest threshold down */
+    double x[SWEEP_GATE_STEPS + 1], y[SWEEP_GATE_STEPS + 1];
+    for (int i = 0; i < n; i++) {
+        x[i] = 100 * c[n - 1 - i].skipped;
+        y[i] = c[n - 1 - i].ppl;
+    }
+    /* the mark: the most searches skipped for at most 1% more perplexity than searching them all */
+    int m = 0;
+    for (int i = 0; i < n; i++)
+        if (y[i] <= 1.01 * y[0] && x[i] >= x[m])
+            m = i;
+    char series_label[160], mark[160], title[160], ref_label[64];
+    snprintf(series_label, sizeof series_label, "kNN-LM at \xCE\xBB = %g, k = %d, T = %g", best.lambda, best.k, best.temperature);
+    snprintf(mark, sizeof mark, "skip %.1f%%: %.2f (threshold %.2f)", x[m], y[m], c[n - 1 - m].threshold);
+    snprintf(title, sizeof title, "kNN-LM perplexity with a retrieval gate (%llu tokens)", (unsigned long long)sweep_tokens(s));
+    snprintf(ref_label, sizeof ref_label, "LM alone (%.2f)", sweep_lm_ppl(s));
+    const PlotSeries series = {series_label, x, y, n};
+    const PlotPanel panel = {NULL, &series, 1, 1, x[m], y[m], mark};
+    PlotChart chart = {
+        .title = title,
+        .x_title = "searches skipped (%): none where the LM's largest probability \xE2\x89\xA5 the threshold",
+        .y_title = "perplexity",
+        .panels = &panel,
+        .n_panels = 1,
+        .reference_y = sweep_lm_ppl(s),
+        .reference_label = ref_label,
+        .y_scale = PLOT_SCALE_AUTO,
+    };
+    return plot_write_svg(&chart, path);
+}

@@ -24,7 +24,17 @@ struct Sweep {
     ExactSum *interp;  /* [n_lambdas][n_temperatures][n_ks]: -log p */
     uint64_t *hits;    /* [n_ks] */
     double *log_p_knn; /* [n_ks]: one token's log p_kNN at one temperature (scratch) */
+    /* The retrieval gate (sweep_gate_curve): tokens binned by b = floor(GATE_STEPS p_max) of the LM's largest
+     * probability p_max, in [0, GATE_STEPS]. */
+    uint64_t n_searched;                      /* tokens with neighbours (not skipped by a gate) */
+    ExactSum *gate;                           /* [n_lambdas][n_temperatures][n_ks][GATE_BINS]: -log p per bin */
+    ExactSum gate_lm[SWEEP_GATE_STEPS + 1];   /* -log p_LM per bin */
+    uint64_t gate_count[SWEEP_GATE_STEPS + 1];
+    uint64_t n_gate_unknown;                  /* tokens added without p_max: then there is no curve */
+    double skipped_min;                       /* the smallest p_max of a skipped token (2: none skipped) */
 };
+
+enum { GATE_BINS = SWEEP_GATE_STEPS + 1 };
 
 /* ------------------------------------------------------------------ grids from option strings */
 
@@ -211,6 +221,7 @@ void sweep_free(Sweep *s) {
     free(s->interp);
     free(s->hits);
     free(s->log_p_knn);
+    free(s->gate);
     free(s);
 }
 
@@ -250,7 +261,9 @@ int sweep_create(Sweep **out, const SweepConfig *cfg) {
     s->interp = calloc(nl * nk * nt, sizeof *s->interp);
     s->hits = calloc(nk, sizeof *s->hits);
     s->log_p_knn = malloc(nk * sizeof *s->log_p_knn);
-    if (!s->lambdas || !s->ks || !s->temps || !s->knn || !s->interp || !s->hits || !s->log_p_knn) {
+    s->gate = calloc(nl * nk * nt * GATE_BINS, sizeof *s->gate);
+    s->skipped_min = 2;
+    if (!s->lambdas || !s->ks || !s->temps || !s->knn || !s->interp || !s->hits || !s->log_p_knn || !s->gate) {
         sweep_free(s);
         return kn_error(KN_ENOMEM, "sweep: out of memory for %zu x %zu x %zu sums", nl, nk, nt);
     }
@@ -291,37 +304,79 @@ static ExactSum *interp_sum(const Sweep *s, int li, int ki, int ti) {
     return &s->interp[((size_t)li * s->cfg.n_temperatures + ti) * s->cfg.n_ks + ki];
 }
 
+static size_t point_index(const Sweep *s, int li, int ki, int ti) {
+    return ((size_t)li * s->cfg.n_temperatures + ti) * s->cfg.n_ks + ki;
+}
+
+/* The gate's bin of a token, or -1 when p_max is not known (NaN). */
+static int gate_bin(double p_max) {
+    if (isnan(p_max))
+        return -1;
+    double b = floor(p_max * SWEEP_GATE_STEPS);
+    return b < 0 ? 0 : b > SWEEP_GATE_STEPS ? SWEEP_GATE_STEPS : (int)b;
+}
+
 int sweep_add_token(Sweep *s, double log_p_lm, const float *dist, const int32_t *vals, int k_searched,
                     int32_t label) {
+    return sweep_add_scored(s, log_p_lm, NAN, dist, vals, k_searched, label);
+}
+
+int sweep_add_scored(Sweep *s, double log_p_lm, double lm_max_prob, const float *dist, const int32_t *vals,
+                     int k_searched, int32_t label) {
     const SweepConfig *c = &s->cfg;
     int k_max = c->ks[c->n_ks - 1];
     unsigned long long token = (unsigned long long)s->n_tokens;
-    if (k_searched < k_max)
+    if (k_searched != 0 && k_searched < k_max)
         return kn_error(KN_EINVAL, "sweep: token %llu: %d neighbours given, fewer than the largest k (%d)", token,
                         k_searched, k_max);
     if (isnan(log_p_lm) || log_p_lm == INFINITY)
         return kn_error(KN_EINVAL, "sweep: token %llu: log p_LM is %g", token, log_p_lm);
     if (label < 0)
         return kn_error(KN_EINVAL, "sweep: token %llu: label %d is negative", token, (int)label);
+    if (!isnan(lm_max_prob) && !(lm_max_prob >= 0 && lm_max_prob <= 1))
+        return kn_error(KN_EINVAL, "sweep: token %llu: the LM's largest probability %g is outside [0, 1]", token,
+                        lm_max_prob);
+    const int bin = gate_bin(lm_max_prob);
 
-    int first = k_max; /* index of the nearest neighbour whose value is the label */
-    for (int i = 0; i < k_max; i++)
-        if (vals[i] == label) {
-            first = i;
-            break;
+    if (k_searched == 0) { /* skipped by the retrieval gate: p = p_LM at every point, and no kNN term */
+        for (size_t i = 0; i < (size_t)c->n_lambdas * c->n_ks * c->n_temperatures; i++) {
+            exactsum_add(&s->interp[i], -log_p_lm);
+            if (bin >= 0)
+                exactsum_add(&s->gate[i * GATE_BINS + bin], -log_p_lm);
         }
-    for (int ki = 0; ki < c->n_ks; ki++)
-        s->hits[ki] += first < c->ks[ki];
+        if (!(lm_max_prob >= s->skipped_min))
+            s->skipped_min = isnan(lm_max_prob) ? 0 : lm_max_prob;
+    } else {
+        int first = k_max; /* index of the nearest neighbour whose value is the label */
+        for (int i = 0; i < k_max; i++)
+            if (vals[i] == label) {
+                first = i;
+                break;
+            }
+        for (int ki = 0; ki < c->n_ks; ki++)
+            s->hits[ki] += first < c->ks[ki];
 
-    for (int ti = 0; ti < c->n_temperatures; ti++) {
-        knn_log_prob_prefixes(s->log_p_knn, dist, vals, k_max, c->ks, c->n_ks, label, c->temperatures[ti],
-                              c->distance);
-        for (int ki = 0; ki < c->n_ks; ki++) {
-            double lp_knn = s->log_p_knn[ki];
-            exactsum_add(knn_sum(s, ki, ti), -lp_knn);
-            for (int li = 0; li < c->n_lambdas; li++)
-                exactsum_add(interp_sum(s, li, ki, ti), -knn_interpolate(log_p_lm, lp_knn, c->lambdas[li]));
+        for (int ti = 0; ti < c->n_temperatures; ti++) {
+            knn_log_prob_prefixes(s->log_p_knn, dist, vals, k_max, c->ks, c->n_ks, label, c->temperatures[ti],
+                                  c->distance);
+            for (int ki = 0; ki < c->n_ks; ki++) {
+                double lp_knn = s->log_p_knn[ki];
+                exactsum_add(knn_sum(s, ki, ti), -lp_knn);
+                for (int li = 0; li < c->n_lambdas; li++) {
+                    const double nll = -knn_interpolate(log_p_lm, lp_knn, c->lambdas[li]);
+                    exactsum_add(interp_sum(s, li, ki, ti), nll);
+                    if (bin >= 0)
+                        exactsum_add(&s->gate[point_index(s, li, ki, ti) * GATE_BINS + bin], nll);
+                }
+            }
         }
+        s->n_searched++;
+    }
+    if (bin >= 0) {
+        exactsum_add(&s->gate_lm[bin], -log_p_lm);
+        s->gate_count[bin]++;
+    } else {
+        s->n_gate_unknown++;
     }
     exactsum_add(&s->lm, -log_p_lm);
     s->n_tokens++;
@@ -348,6 +403,15 @@ int sweep_merge(Sweep *dst, const Sweep *src) {
         exactsum_merge(&dst->interp[i], &src->interp[i]);
     for (size_t i = 0; i < nk; i++)
         dst->hits[i] += src->hits[i];
+    for (size_t i = 0; i < nl * nk * nt * GATE_BINS; i++)
+        exactsum_merge(&dst->gate[i], &src->gate[i]);
+    for (int bin = 0; bin < GATE_BINS; bin++) {
+        exactsum_merge(&dst->gate_lm[bin], &src->gate_lm[bin]);
+        dst->gate_count[bin] += src->gate_count[bin];
+    }
+    dst->n_gate_unknown += src->n_gate_unknown;
+    dst->skipped_min = src->skipped_min < dst->skipped_min ? src->skipped_min : dst->skipped_min;
+    dst->n_searched += src->n_searched;
     dst->n_tokens += src->n_tokens;
     return KN_OK;
 }
@@ -359,15 +423,41 @@ static double ppl_of(const Sweep *s, const ExactSum *sum) {
 }
 
 uint64_t sweep_tokens(const Sweep *s) { return s->n_tokens; }
+uint64_t sweep_searched(const Sweep *s) { return s->n_searched; }
 double sweep_lm_ppl(const Sweep *s) { return ppl_of(s, &s->lm); }
-double sweep_knn_ppl(const Sweep *s, int ki, int ti) { return ppl_of(s, knn_sum(s, ki, ti)); }
 double sweep_ppl(const Sweep *s, int li, int ki, int ti) { return ppl_of(s, interp_sum(s, li, ki, ti)); }
 
-double sweep_hit_rate(const Sweep *s, int ki) {
-    return s->n_tokens ? (double)s->hits[ki] / (double)s->n_tokens : NAN;
+double sweep_knn_ppl(const Sweep *s, int ki, int ti) {
+    return s->n_searched ? exp(exactsum_value(knn_sum(s, ki, ti)) / (double)s->n_searched) : NAN;
 }
 
-SweepPoint sweep_best(const Sweep *s) {
+double sweep_hit_rate(const Sweep *s, int ki) {
+    return s->n_searched ? (double)s->hits[ki] / (double)s->n_searched : NAN;
+}
+
+int sweep_gate_curve(const Sweep *s, int li, int ki, int ti, SweepGatePoint out[SWEEP_GATE_STEPS + 1]) {
+    if (!s->n_tokens || s->n_gate_unknown)
+        return 0;
+    const ExactSum *g = &s->gate[point_index(s, li, ki, ti) * GATE_BINS];
+    int n = 0;
+    for (int j = 0; j <= SWEEP_GATE_STEPS; j++) {
+        const double threshold = (double)j / SWEEP_GATE_STEPS;
+        if (threshold > s->skipped_min) /* some token below it was not searched: its kNN term is unknown */
+            break;
+        ExactSum sum = {0};
+        uint64_t skipped = 0;
+        for (int b = 0; b < GATE_BINS; b++) {
+            exactsum_merge(&sum, b < j ? &g[b] : &s->gate_lm[b]);
+            skipped += b >= j ? s->gate_count[b] : 0;
+        }
+        out[n++] = (SweepGatePoint){threshold, (double)skipped / (double)s->n_tokens,
+                                    exp(exactsum_value(&sum) / (double)s->n_tokens)};
+    }
+    return n;
+}
+
+/* The best point's indices (sweep_best's tie-break). */
+static void best_indices(const Sweep *s, int *out_l, int *out_k, int *out_t) {
     const SweepConfig *c = &s->cfg;
     int bl = 0, bk = 0, bt = 0;
     double best = exactsum_value(interp_sum(s, 0, 0, 0));
@@ -382,6 +472,19 @@ SweepPoint sweep_best(const Sweep *s) {
                     bl = li, bk = ki, bt = ti;
                 }
             }
+    *out_l = bl, *out_k = bk, *out_t = bt;
+}
+
+int sweep_best_gate_curve(const Sweep *s, SweepGatePoint out[SWEEP_GATE_STEPS + 1]) {
+    int bl, bk, bt;
+    best_indices(s, &bl, &bk, &bt);
+    return sweep_gate_curve(s, bl, bk, bt, out);
+}
+
+SweepPoint sweep_best(const Sweep *s) {
+    const SweepConfig *c = &s->cfg;
+    int bl, bk, bt;
+    best_indices(s, &bl, &bk, &bt);
     return (SweepPoint){c->lambdas[bl], c->ks[bk], c->temperatures[bt], sweep_ppl(s, bl, bk, bt)};
 }
 
@@ -420,6 +523,10 @@ int sweep_write_table(const Sweep *s, FILE *f, const char *name) {
     char a[32], b[32];
     fprintf(f, "kNN-LM perplexity: %llu tokens, distance %s\n", (unsigned long long)s->n_tokens,
             distance_name(c->distance));
+    if (s->n_searched != s->n_tokens)
+        fprintf(f, "searched: %llu tokens (the retrieval gate skipped the other %llu; kNN alone and hit rates are over "
+                   "the searched ones)\n",
+                (unsigned long long)s->n_searched, (unsigned long long)(s->n_tokens - s->n_searched));
     fprintf(f, "LM alone: %s\n", fmt_ppl(a, sweep_lm_ppl(s)));
     for (int ti = 0; ti < c->n_temperatures; ti++) {
         fprintf(f, "\ntemperature %s\n%-12s", fmt_exact(a, c->temperatures[ti]), "");
@@ -452,6 +559,14 @@ int sweep_write_table(const Sweep *s, FILE *f, const char *name) {
     }
     fprintf(f, "\nbest (*): lambda %s, k %d, temperature %s: perplexity %s\n", fmt_exact(a, best.lambda), best.k,
             fmt_exact(b, best.temperature), fmt_ppl((char[32]){0}, best.ppl));
+    SweepGatePoint curve[SWEEP_GATE_STEPS + 1];
+    const int n = sweep_best_gate_curve(s, curve);
+    if (n > 0) {
+        fprintf(f, "\nretrieval gate at the best point: no search where the LM's largest probability >= threshold\n");
+        fprintf(f, "%-12s %10s %14s\n", "threshold", "skipped", "perplexity");
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%-12.2f %9.1f%% %14s\n", curve[i].threshold, 100 * curve[i].skipped, fmt_ppl(a, curve[i].ppl));
+    }
     if (fflush(f) != 0 || ferror(f))
         return kn_error_errno("%s: writing the sweep table failed", name);
     return KN_OK;
@@ -564,6 +679,20 @@ static cJSON *json_build(const Sweep *s) {
                  put(o, "ppl", json_number(sweep_knn_ppl(s, ki, ti))) &&
                  put(o, "hit_rate", json_number(sweep_hit_rate(s, ki)));
         }
+    ok = ok && put(root, "searched", json_int((long long)s->n_searched));
+    SweepGatePoint curve[SWEEP_GATE_STEPS + 1];
+    const int n = ok ? sweep_best_gate_curve(s, curve) : 0;
+    cJSON *gate, *points;
+    if (n > 0)
+        ok = put(root, "retrieval_gate", gate = cJSON_CreateObject()) &&
+             put(gate, "signal", cJSON_CreateString("lm_max_prob")) &&
+             put(gate, "at", json_point(best.lambda, best.k, best.temperature, best.ppl)) &&
+             put(gate, "curve", points = cJSON_CreateArray());
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *o;
+        ok = put(points, NULL, o = cJSON_CreateObject()) && put(o, "threshold", json_number(curve[i].threshold)) &&
+             put(o, "skipped", json_number(curve[i].skipped)) && put(o, "ppl", json_number(curve[i].ppl));
+    }
     if (!ok) {
         cJSON_Delete(root);
         return NULL;

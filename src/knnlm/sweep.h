@@ -77,6 +77,39 @@ const SweepConfig *sweep_config(const Sweep *s);
 int sweep_add_token(Sweep *s, double log_p_lm, const float *dist, const int32_t *vals, int k_searched,
                     int32_t label);
 
+/* ---- the retrieval gate (adaptive retrieval, He et al. 2021) ----
+ * A search pays only where the memory changes the prediction; where the LM is already sure, it can be
+ * skipped (p = p_LM). The gate's signal is the LM's largest probability p_max: tokens are binned by
+ * floor(SWEEP_GATE_STEPS · p_max), and for each threshold τ_j = j / SWEEP_GATE_STEPS (j = 0..SWEEP_GATE_STEPS)
+ * the sweep knows, exactly, the perplexity when every token whose bin is >= j skips the search, at every grid
+ * point, and the share of tokens that skips it. */
+enum { SWEEP_GATE_STEPS = 20 };
+
+/* sweep_add_token with the LM's largest probability lm_max_prob in [0, 1] (NaN: not known; then the sweep
+ * has no gate curve), and k_searched = 0 for a token whose search a gate skipped (dist and vals are then not
+ * read): p = p_LM at every point, and the kNN-only perplexities and hit rates leave it out. sweep_add_token
+ * is this with lm_max_prob NaN. KN_EINVAL also for lm_max_prob outside [0, 1]. */
+int sweep_add_scored(Sweep *s, double log_p_lm, double lm_max_prob, const float *dist, const int32_t *vals,
+                     int k_searched, int32_t label);
+
+typedef struct {
+    double threshold; /* τ: the search is skipped where p_max >= τ (as its bin says) */
+    double skipped;   /* the share of tokens that skip it */
+    double ppl;       /* the perplexity then */
+} SweepGatePoint;
+
+/* The gate's curve at grid point (li, ki, ti), threshold ascending (τ = 0: every search skipped, the LM's
+ * perplexity). Only the thresholds whose every token below was searched are given: with a gate in the
+ * evaluation itself, those up to its threshold. Returns the number of points (0 when some token came without
+ * p_max, or none came). */
+int sweep_gate_curve(const Sweep *s, int li, int ki, int ti, SweepGatePoint out[SWEEP_GATE_STEPS + 1]);
+
+/* sweep_gate_curve at sweep_best's point: what the table, the JSON and the plot show. */
+int sweep_best_gate_curve(const Sweep *s, SweepGatePoint out[SWEEP_GATE_STEPS + 1]);
+
+/* Tokens added with neighbours (not skipped by a gate): the kNN-only perplexities and hit rates are over these. */
+uint64_t sweep_searched(const Sweep *s);
+
 /* dst += src, exactly (see above). KN_EMISMATCH when their configurations differ. */
 int sweep_merge(Sweep *dst, const Sweep *src);
 
@@ -112,7 +145,10 @@ int sweep_write_csv(const Sweep *s, const char *path);
  *    "knn": [{"k": k, "temperature": t, "ppl": x, "hit_rate": r}, ...],
  *    "distance": "l2sq" | "l2", "lambdas": [...], "ks": [...], "temperatures": [...]}
  * "knn_ppl" is given at one temperature, "knn_temperature" (the best point's T); "knn" lists every (k, T).
- * "sweep" is ordered by λ, then k, then T. */
+ * "sweep" is ordered by λ, then k, then T. "searched" counts the tokens whose neighbours were searched (fewer
+ * than "tokens" with a retrieval gate), and where the sweep has a gate curve (sweep_best_gate_curve),
+ *   "retrieval_gate": {"signal": "lm_max_prob", "at": {best point},
+ *                      "curve": [{"threshold": τ, "skipped": share, "ppl": x}, ...]}. */
 int sweep_write_json(const Sweep *s, const char *path);
 /* The same JSON as a malloc'd NUL-terminated string (caller frees). */
 int sweep_json(const Sweep *s, char **out);

@@ -400,7 +400,7 @@ int main(int argc, char **argv) {
         const double bf16_peak = gpt2_bf16_native() ? mb.bf16_gflops : mb.fma_gflops; /* emulated: fp32 FMAs */
         printf("%-34s %10.1f %10.1f %12.1f %10s %10.1f\n", "bf16: hidden (ln_f output)", T / b_hidden, b_hidden * 1e3,
                (flop_lin + flop_att) / b_hidden / 1e9, "", 100 * (flop_lin + flop_att) / b_hidden / 1e9 / bf16_peak);
-        printf("%-34s %10.1f %10.1f\n", "bf16: with logits (lm_head fp32)", T / b_logits, b_logits * 1e3);
+        printf("%-34s %10.1f %10.1f\n", "bf16: with logits (lm_head bf16)", T / b_logits, b_logits * 1e3);
         printf("%-34s %10.1f %10.1f\n", "bf16: key (last_ffn_input)", T / b_key, b_key * 1e3);
         printf("%-34s %10.1f %10.1f   (tokens/s of the %d emitted rows: %.1f)\n", "bf16: key, last T/2 rows only", T / b_rows, b_rows * 1e3, T - T / 2,
                (T - T / 2) / b_rows);

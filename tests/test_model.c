@@ -399,6 +399,28 @@ static void test_bf16_precision(void) {
     memcpy(out[0], gpt2_state_output(s, KEY_LAST_FFN_INPUT), (size_t)T * C * sizeof(float));
     CHECK_OK(gpt2_forward_rows(s, ids, T, 64, GPT2_NEED_LAST_FFN_INPUT));
     CHECK(memcmp(out[0] + (size_t)64 * C, gpt2_state_output(s, KEY_LAST_FFN_INPUT) + (size_t)64 * C, (size_t)(T - 64) * C * sizeof(float)) == 0);
+    /* the lm_head in bf16: PyTorch's fp32 final hidden rows through it, against PyTorch's logits; really bf16
+     * (not the fp32 product's bits); the same bits for 1 and 2 threads */
+    {
+        NpyArray hr, lr;
+        const float *h = ref_output(&hr, "case3", "final_hidden"), *lt = ref_output(&lr, "case3", "logits_tail");
+        CHECK(h && lt);
+        if (h && lt) {
+            const int rows = 4, V = c->vocab_size;
+            float *lg[2] = {malloc((size_t)rows * V * sizeof(float)), malloc((size_t)rows * V * sizeof(float))};
+            for (int v = 0; v < 2; v++) {
+                omp_set_num_threads(v + 1);
+                CHECK_OK(gpt2_logits(m, h + (size_t)(T - rows) * C, rows, lg[v]));
+            }
+            omp_set_num_threads(saved);
+            const double d = rel_diff(lg[1], lt, (size_t)rows * V);
+            CHECK_MSG(d < BF16_TOL && d > 1e-5, "bf16 lm_head: relative error %.3g of the largest reference logit", d);
+            CHECK(memcmp(lg[0], lg[1], (size_t)rows * V * sizeof(float)) == 0);
+            free(lg[0]), free(lg[1]);
+        }
+        if (h) npy_unmap(&hr);
+        if (lt) npy_unmap(&lr);
+    }
     /* back to fp32: the exact references */
     CHECK_OK(gpt2_set_precision(m, GPT2_FP32));
     CHECK_OK(gpt2_forward(s, ids, T, GPT2_NEED_FINAL_HIDDEN));

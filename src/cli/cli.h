@@ -47,6 +47,8 @@ int cli_knn_open(CliKnn *s, const char *model_dir, const char *weights, const ch
 void cli_knn_close(CliKnn *s);
 /* "l2sq" | "l2" for --distance. One-line errors naming the flag. */
 int cli_parse_distance(const char *s, KnnDistance *d);
+/* "fp32" | "bf16" | "auto" (bf16 where the CPU has AVX512_BF16) for --precision. */
+int cli_parse_precision(const char *s, Gpt2Precision *p);
 /* The text given by exactly one of `text_flag TEXT` and `file_flag FILE`: *out points to it (into *owned, the
  * file's contents, which the caller frees, for a file) and *len is its length; empty is an error naming it. */
 int cli_text_option(const char *text, const char *file, const char *text_flag, const char *file_flag, char **owned, const char **out, size_t *len);

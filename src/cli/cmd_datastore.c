@@ -26,15 +26,6 @@ static int parse_dtype(const char *s, NpyDtype *dt) {
     return KN_OK;
 }
 
-/* auto: bf16 where it runs natively (it is emulated, and slower than fp32, elsewhere). */
-static int parse_precision(const char *s, Gpt2Precision *p) {
-    if (!strcmp(s, "fp32")) *p = GPT2_FP32;
-    else if (!strcmp(s, "bf16")) *p = GPT2_BF16;
-    else if (!strcmp(s, "auto")) *p = gpt2_bf16_native() ? GPT2_BF16 : GPT2_FP32;
-    else return kn_error(KN_EINVAL, "--precision %s: expected fp32, bf16 or auto", s);
-    return KN_OK;
-}
-
 /* The window and stride of a build: a --window above the model's n_positions is clamped with a message
  * (cli_clamp_window); left out, 1024 or n_positions if smaller, and half the window. 0: not given. */
 static void resolve_window(const char *model_dir, int *window, int *stride) {
@@ -94,7 +85,7 @@ static int datastore_build(int argc, char **argv) {
     o.corpus_flags = replace ? CORPUS_REPLACE_INVALID_UTF8 : 0;
     int rc = gpt2_key_parse(key, &o.key);
     if (rc == KN_OK) rc = parse_dtype(dtype, &o.dtype);
-    if (rc == KN_OK) rc = parse_precision(precision, &o.precision);
+    if (rc == KN_OK) rc = cli_parse_precision(precision, &o.precision);
     if (rc == KN_OK) rc = parse_shard(shard, &o.shard_index, &o.shard_count);
     if (rc == KN_OK) rc = corpus_format_parse(format, &o.corpus_format);
     if (rc == KN_OK && link && !cli_mpi) rc = kn_error(KN_EINVAL, "--link: only for knnlm-mpi on several ranks (mpirun -n R), whose shards it links");

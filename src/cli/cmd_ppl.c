@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 int cmd_ppl(int argc, char **argv) {
-    const char *model_dir = NULL, *weights = NULL, *text = NULL, *format = "auto";
+    const char *model_dir = NULL, *weights = NULL, *text = NULL, *format = "auto", *precision = "fp32";
     int window = 0, stride = 0, json = 0, max_tokens = 0, replace = 0, quiet;
     const ArgOpt opts[] = {
         {"--model", ARG_STR, &model_dir, "DIR", "a Hugging Face GPT-2 folder (config.json, tokenizer.json, weights)", 1},
@@ -24,6 +24,7 @@ int cmd_ppl(int argc, char **argv) {
         {"--window", ARG_INT, &window, "N", "tokens per window (default: 1024, or the model's n_positions if smaller; a larger one is clamped to it)", 0, 1, ARG_INT_MAX},
         {"--stride", ARG_INT, &stride, "N", "tokens between window starts, at most --window (default: half the window)", 0, 1, ARG_INT_MAX},
         {"--max-tokens", ARG_INT, &max_tokens, "N", "use only the first N tokens of the text's stream (default: all)", 0, 1, ARG_INT_MAX},
+        {"--precision", ARG_STR, &precision, "P", "the forward pass' and lm_head's arithmetic: fp32 (default: exact, as PyTorch), bf16 or auto (bf16 where the CPU has AVX512_BF16)", 0},
         {"--json", ARG_FLAG, &json, NULL, "print the result as one JSON object", 0},
         {"--replace-invalid-utf8", ARG_FLAG, &replace, NULL, "read invalid UTF-8 as U+FFFD (<unk>) instead of stopping", 0},
         {0},
@@ -39,9 +40,12 @@ int cmd_ppl(int argc, char **argv) {
     if (a != ARGS_OK) return a == ARGS_HELP ? EXIT_OK : EXIT_USAGE;
     CorpusFormat fmt;
     int rc = corpus_format_parse(format, &fmt);
+    Gpt2Precision prec = GPT2_FP32;
+    if (rc == KN_OK) rc = cli_parse_precision(precision, &prec);
     Gpt2 *m = NULL;
     Tokenizer *tk = NULL;
     if (rc == KN_OK) rc = cli_load_model(model_dir, weights, &m, &tk);
+    if (rc == KN_OK && prec != GPT2_FP32) rc = gpt2_set_precision(m, prec);
     if (rc != KN_OK) return cli_fail("ppl", rc);
     const Gpt2Config *c = gpt2_config(m);
     EvalOptions eo;
@@ -67,8 +71,8 @@ int cmd_ppl(int argc, char **argv) {
     double secs = kn_seconds() - t0;
     if (rc == KN_OK) {
         if (json)
-            printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g, \"window\": %d, \"stride\": %d, \"seconds\": %.3f}\n", (long long)r.tokens, r.nll,
-                   r.ppl, eo.window, eo.stride, secs);
+            printf("{\"tokens\": %lld, \"nll\": %.17g, \"ppl\": %.17g, \"window\": %d, \"stride\": %d, \"precision\": \"%s\", \"seconds\": %.3f}\n",
+                   (long long)r.tokens, r.nll, r.ppl, eo.window, eo.stride, prec == GPT2_BF16 ? "bf16" : "fp32", secs);
         else
             printf("%s: %lld tokens predicted, window %d, stride %d: mean NLL %.6f, perplexity %.4f (%.1f s, %.0f tokens/s)\n", text,
                    (long long)r.tokens, eo.window, eo.stride, r.nll, r.ppl, secs, secs > 0 ? r.tokens / secs : 0.0);

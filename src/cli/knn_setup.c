@@ -39,6 +39,15 @@ int cli_parse_distance(const char *s, KnnDistance *d) {
     return KN_OK;
 }
 
+/* auto: bf16 where it runs natively (it is emulated, and slower than fp32, elsewhere). */
+int cli_parse_precision(const char *s, Gpt2Precision *p) {
+    if (!strcmp(s, "fp32")) *p = GPT2_FP32;
+    else if (!strcmp(s, "bf16")) *p = GPT2_BF16;
+    else if (!strcmp(s, "auto")) *p = gpt2_bf16_native() ? GPT2_BF16 : GPT2_FP32;
+    else return kn_error(KN_EINVAL, "--precision %s: expected fp32, bf16 or auto", s);
+    return KN_OK;
+}
+
 int cli_text_option(const char *text, const char *file, const char *text_flag, const char *file_flag, char **owned, const char **out, size_t *len) {
     *owned = NULL;
     *out = NULL;

@@ -319,8 +319,46 @@ static const float *lm_head_packed(const Gpt2 *cm) {
     return p;
 }
 
+/* The lm_head packed in bf16 panels (GPT2_BF16), made once like lm_head_packed. */
+static const uint16_t *lm_head_bf16(const Gpt2 *cm) {
+    Gpt2 *m = (Gpt2 *)cm;
+    uint16_t *p = __atomic_load_n(&m->lm_head_bf16, __ATOMIC_ACQUIRE);
+    if (p) return p;
+    pthread_mutex_lock(&m->lm_head_lock);
+    p = m->lm_head_bf16;
+    if (!p) {
+        const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
+        p = malloc(gemm_bf16_packed_size(C, V) * sizeof(uint16_t));
+        if (p) {
+            gemm_pack_bf16(p, m->lm_head, (size_t)C, C, V, 1, omp_in_parallel() ? 1 : omp_get_max_threads());
+            __atomic_store_n(&m->lm_head_bf16, p, __ATOMIC_RELEASE);
+        }
+    }
+    pthread_mutex_unlock(&m->lm_head_lock);
+    return p;
+}
+
+/* GPT2_BF16: the hidden rows rounded to bf16, times the bf16 lm_head, accumulated in fp32 (VDPBF16PS): half
+ * the bytes of the fp32 product and twice its arithmetic rate. */
+static int logits_bf16(const Gpt2 *m, const float *hidden, int n, float *logits) {
+    const Gpt2Config *c = &m->cfg;
+    const int C = c->n_embd, Cp = (C + 1) / 2 * 2, nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const uint16_t *w = lm_head_bf16(m);
+    uint16_t *a = malloc((size_t)n * Cp * sizeof(uint16_t));
+    if (!w || !a) {
+        free(a);
+        return kn_error(KN_ENOMEM, "%s: out of memory for the bf16 lm_head (%.1f MB)", m->weights_path,
+                        (double)gemm_bf16_packed_size(C, c->vocab_size) * 2 / 1e6);
+    }
+    gemm_to_bf16(a, hidden, (size_t)C, n, C, nthreads);
+    gemm_bf16(logits, (size_t)c->vocab_size, a, w, NULL, n, C, c->vocab_size, GEMM_STORE, c->activation, nthreads);
+    free(a);
+    return KN_OK;
+}
+
 int gpt2_logits(const Gpt2 *m, const float *hidden, int n, float *logits) {
     const Gpt2Config *c = &m->cfg;
+    if (m->precision == GPT2_BF16) return logits_bf16(m, hidden, n, logits);
     const float *w = lm_head_packed(m);
     if (!w)
         return kn_error(KN_ENOMEM, "%s: out of memory for the lm_head (%.1f MB)", m->weights_path,

@@ -229,6 +229,7 @@ void gpt2_free(Gpt2 *m) {
     free(m->converted);
     free(m->packed);
     free(m->lm_head_packed);
+    free(m->lm_head_bf16);
     pthread_mutex_destroy(&m->lm_head_lock);
     free(m->layers);
     free(m->weights_path);

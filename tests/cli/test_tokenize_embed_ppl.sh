@@ -63,6 +63,14 @@ expect_ok "ppl 2 threads" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --win
 expect_eq "ppl independent of threads" "$(sed 's/, "seconds".*//' "$T/out")" "$(echo "$one" | sed 's/, "seconds".*//')"
 /usr/bin/python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert 100 < d['ppl'] < 20000, d" "$one" || fail "ppl out of range: $one"
 : >"$T/empty.txt"
+expect_ok "ppl --precision bf16 (blocks and lm_head)" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 128 --stride 64 --json --precision bf16
+/usr/bin/python3 -c "
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+assert b['precision'] == 'bf16' and a['precision'] == 'fp32', (a, b)
+assert a['ppl'] != b['ppl'] and abs(b['ppl'] / a['ppl'] - 1) < 1e-3, (a['ppl'], b['ppl'])" "$one" "$(cat "$T/out")" || fail "ppl bf16 not within 0.1% of fp32: $one / $(cat "$T/out")"
+checks=$((checks + 1))
+expect_error "ppl --precision fp16" 1 "^knnlm ppl: --precision fp16: expected fp32, bf16 or auto$" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --precision fp16
 expect_error "ppl empty text" 1 "empty.txt: gives 0 tokens" -- "$KNNLM" ppl --model $M --text "$T/empty.txt"
 expect_ok "ppl window too big: clamped" -- "$KNNLM" ppl --model $M --text "$T/valid.txt" --window 1024 --max-tokens 600
 grep -q "^knnlm ppl: --window 1024: the model takes at most 512 tokens (n_positions); using --window 512$" "$T/err" || fail "ppl clamp: $(cat "$T/err")"

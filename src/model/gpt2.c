@@ -299,44 +299,29 @@ const float *gpt2_state_output(const Gpt2State *s, Gpt2KeyType key) {
     return NULL;
 }
 
-/* The packed lm_head, made by the first caller; the others wait for it. The model is logically const: the
- * copy is a cache of m->lm_head. */
-static const float *lm_head_packed(const Gpt2 *cm) {
+/* A packed copy of the lm_head in *slot (fp32 panels, or bf16 ones when bf16), made by the first caller; the
+ * others wait for it. The model is logically const: the copy is a cache of m->lm_head. NULL when out of memory. */
+static const void *lm_head_copy(const Gpt2 *cm, void **slot, int bf16) {
     Gpt2 *m = (Gpt2 *)cm;
-    float *p = __atomic_load_n(&m->lm_head_packed, __ATOMIC_ACQUIRE);
+    void *p = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
     if (p) return p;
     pthread_mutex_lock(&m->lm_head_lock);
-    p = m->lm_head_packed;
+    p = *slot;
     if (!p) {
-        const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
-        p = malloc(gemm_f32_packed_size(C, V) * sizeof(float));
+        const int C = m->cfg.n_embd, V = m->cfg.vocab_size, nthreads = omp_in_parallel() ? 1 : omp_get_max_threads();
+        p = malloc(bf16 ? gemm_bf16_packed_size(C, V) * sizeof(uint16_t) : gemm_f32_packed_size(C, V) * sizeof(float));
         if (p) {
-            gemm_pack_f32(p, m->lm_head, (size_t)C, C, V, 1, omp_in_parallel() ? 1 : omp_get_max_threads());
-            __atomic_store_n(&m->lm_head_packed, p, __ATOMIC_RELEASE);
+            if (bf16) gemm_pack_bf16(p, m->lm_head, (size_t)C, C, V, 1, nthreads);
+            else gemm_pack_f32(p, m->lm_head, (size_t)C, C, V, 1, nthreads);
+            __atomic_store_n(slot, p, __ATOMIC_RELEASE);
         }
     }
     pthread_mutex_unlock(&m->lm_head_lock);
     return p;
 }
 
-/* The lm_head packed in bf16 panels (GPT2_BF16), made once like lm_head_packed. */
-static const uint16_t *lm_head_bf16(const Gpt2 *cm) {
-    Gpt2 *m = (Gpt2 *)cm;
-    uint16_t *p = __atomic_load_n(&m->lm_head_bf16, __ATOMIC_ACQUIRE);
-    if (p) return p;
-    pthread_mutex_lock(&m->lm_head_lock);
-    p = m->lm_head_bf16;
-    if (!p) {
-        const int C = m->cfg.n_embd, V = m->cfg.vocab_size;
-        p = malloc(gemm_bf16_packed_size(C, V) * sizeof(uint16_t));
-        if (p) {
-            gemm_pack_bf16(p, m->lm_head, (size_t)C, C, V, 1, omp_in_parallel() ? 1 : omp_get_max_threads());
-            __atomic_store_n(&m->lm_head_bf16, p, __ATOMIC_RELEASE);
-        }
-    }
-    pthread_mutex_unlock(&m->lm_head_lock);
-    return p;
-}
+static const float *lm_head_packed(const Gpt2 *m) { return lm_head_copy(m, &((Gpt2 *)m)->lm_head_packed, 0); }
+static const uint16_t *lm_head_bf16(const Gpt2 *m) { return lm_head_copy(m, &((Gpt2 *)m)->lm_head_bf16, 1); }
 
 /* GPT2_BF16: the hidden rows rounded to bf16, times the bf16 lm_head, accumulated in fp32 (VDPBF16PS): half
  * the bytes of the fp32 product and twice its arithmetic rate. */

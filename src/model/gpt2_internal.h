@@ -35,8 +35,8 @@ struct Gpt2 {
     uint16_t *packed;       /* GPT2_BF16: one allocation for every layer's packed weights */
     /* lm_head transposed into gemm_pack_f32's panels on the first gpt2_logits (NULL before): our own
      * product, so logits do not depend on the thread count, the BLAS or the CPU */
-    float *lm_head_packed;
-    uint16_t *lm_head_bf16; /* GPT2_BF16: the lm_head in gemm_pack_bf16's panels, made by the first gpt2_logits */
+    void *lm_head_packed;   /* float: gemm_pack_f32's panels */
+    void *lm_head_bf16;     /* uint16_t, GPT2_BF16: the lm_head in gemm_pack_bf16's panels, made by the first gpt2_logits */
     pthread_mutex_t lm_head_lock; /* also guards weights_hash */
     char weights_hash[33];        /* XXH3-128 of the weights file (HASH_HEX_LEN), "" until gpt2_weights_hash */
     char *weights_path;

@@ -35,14 +35,15 @@ echo; echo "== 3. index (exact search)"
 echo; echo "== 4. kNN-LM perplexity on the first 30,000 tokens of the held-out sample"
 $K eval --model $MODEL --dstore "$OUT/dstore" --index "$OUT/dstore/flat.faiss" --text $VALID --max-tokens 30000 \
     --k 256 --ks 8,16,32,64,128,256 --lambda 0:1:0.05 \
-    --csv "$OUT/sweep.csv" --json "$OUT/sweep.json" --plot "$OUT/ppl_vs_lambda.svg" --cases "$OUT/cases.jsonl" --case-k 8
+    --csv "$OUT/sweep.csv" --json "$OUT/sweep.json" --plot "$OUT/ppl_vs_lambda.svg" --gate-plot "$OUT/gate.svg" \
+    --cases "$OUT/cases.jsonl" --case-k 8
 
 echo; echo "== 5. case analysis of one sentence (k = 8, λ = 0.25): $OUT/query.jsonl"
 $K query --model $MODEL --dstore "$OUT/dstore" --index "$OUT/dstore/flat.faiss" --k 8 --lambda 0.25 \
     --context "$SENTENCE" >"$OUT/query.jsonl"
 head -n 3 "$OUT/query.jsonl"
 echo "..."
-echo; echo "Outputs in $OUT: sweep.csv, sweep.json, ppl_vs_lambda.svg (open it in a browser), cases.jsonl, query.jsonl"
+echo; echo "Outputs in $OUT: sweep.csv, sweep.json, ppl_vs_lambda.svg and gate.svg (open them in a browser), cases.jsonl, query.jsonl"
 
 # knnlm on the PATH: installed under PREFIX (default /usr/local) when we may write there (root, as in the README)
 PREFIX=${PREFIX:-/usr/local}

@@ -7,8 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 K=${1:-build/release/knnlm}
 plots=(docs/results/kowiki-full/full docs/results/quickstart/sweep docs/results/quickstart/temperatures)
-for p in "${plots[@]}"; do
-    "$K" plot --json "$p.json" --out "$p.svg"
+# the retrieval-gate plots are drawn by knnlm eval --gate-plot (quickstart.sh): rendered as they are
+gates=(docs/results/quickstart/gate)
+for p in "${plots[@]}" "${gates[@]}"; do
+    [ -f "$p.json" ] && "$K" plot --json "$p.json" --out "$p.svg"
     size=$(sed -n 's/^<svg [^>]* width="\([0-9]*\)" height="\([0-9]*\)".*/\1,\2/p' "$p.svg" | head -n 1)
     profile=$(mktemp -d)
     chromium --headless --no-sandbox --disable-gpu --no-first-run --disable-background-networking \

@@ -1,4 +1,8 @@
 /* knn.c — the kNN-LM arithmetic behind knn.h. */
+/* No operation here traps; saying so lets GCC turn exp_nonpositive's clamp into a select and vectorise the
+ * softmax's block of exponentials over the vocabulary (it ran scalar). Each element gets the same IEEE
+ * operations, and the block's sum keeps its fixed order: the same bits. */
+#pragma GCC optimize("no-trapping-math")
 #include "knnlm/knn.h"
 
 #include <assert.h>

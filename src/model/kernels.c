@@ -3,6 +3,10 @@
  * head sizes that are not a multiple of 16 floats). No BLAS: its results depend on the thread count and the
  * CPU. */
 #pragma GCC optimize("fp-contract=fast") /* a + b * c as one FMA: -std=c11 would keep them apart */
+/* No operation here traps; saying so lets GCC turn the clamps of kn_expf into selects and vectorise the GELU and
+ * softmax exponentials (they ran scalar: 10 % and 12 % of a forward pass). Every element gets the same IEEE
+ * operations either way, and sums stay in order, so the same bits. */
+#pragma GCC optimize("no-trapping-math")
 
 #include "model/kernels.h"
 #include "model/gemm.h"
@@ -120,13 +124,10 @@ static float softmax_row(float *s, int p, int nk, float scale) {
     float max = -INFINITY;
 #pragma omp simd reduction(max : max)
     for (int j = 0; j <= p; j++) max = s[j] > max ? s[j] : max; /* fmaxf would be a call */
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int j = 0; j <= p; j++) {
-        float e = kn_expf((s[j] - max) * scale);
-        s[j] = e;
-        sum += e;
-    }
+#pragma omp simd
+    for (int j = 0; j <= p; j++) s[j] = kn_expf((s[j] - max) * scale);
+    float sum = 0.0f; /* in order, one term at a time: the same bits whatever the vector width */
+    for (int j = 0; j <= p; j++) sum += s[j];
     for (int j = p + 1; j < nk; j++) s[j] = 0.0f;
     return 1.0f / sum;
 }

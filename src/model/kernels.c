@@ -75,7 +75,9 @@ void layernorm_bf16_forward(uint16_t *outb, int ldb, float *out, const float *in
     }
 }
 
-void activation_span(Gpt2Activation act, float *x, size_t n) {
+/* Built twice, for AVX-512 and for the baseline, and chosen by the CPU at load time (not by KNNLM_ISA): the same
+ * operations per element on 16 floats or 8, so the same bits (as softmax_row). */
+__attribute__((target_clones("avx512f", "default"))) void activation_span(Gpt2Activation act, float *x, size_t n) {
     switch (act) {
     case ACT_GELU_NEW: {
         const float s = 0.7978845608028654f; /* sqrt(2 / pi) */
@@ -120,7 +122,7 @@ size_t attention_scratch_floats(int context) { return (size_t)ATTN_TILE * ATTN_K
 /* Scores s[0, nk) of a query at absolute position p (keys after p are masked): s becomes e^(scale (s - max))
  * up to p and 0 after it. Returns 1 / the sum, which the caller applies to the weighted values instead of
  * dividing every score. */
-static float softmax_row(float *s, int p, int nk, float scale) {
+__attribute__((target_clones("avx512f", "default"))) static float softmax_row(float *s, int p, int nk, float scale) {
     float max = -INFINITY;
 #pragma omp simd reduction(max : max)
     for (int j = 0; j <= p; j++) max = s[j] > max ? s[j] : max; /* fmaxf would be a call */

@@ -270,6 +270,41 @@ static void test_ivf_flat_full_probe_equals_flat(void) {
     index_free(ivf);
 }
 
+/* Adding to an IVF whose coarse quantizer is flat finds each vector's list on our GEMM (faiss_index.cpp,
+ * coarse_assign), not Faiss' sgemm. The list must be the one Faiss' own quantizer picks at search time: each
+ * base vector, searched at nprobe 1 in an IVF-Flat, is in the one list probed, at distance 0. (A vector whose
+ * two nearest centroids tie within float rounding may go either way: a handful at most, by chance none.) Then
+ * the same search in an IVF-PQ index added in blocks of 777 and in one call: the same lists, so the same
+ * results bit for bit. */
+static void test_ivf_add_assigns_nearest_list(void) {
+    KnnIndex *ivf = build("IVF64,Flat", N, 1);
+    CHECK(ivf != NULL);
+    enum { NCHECK = 4000 };
+    if (ivf) {
+        static float dist[NCHECK];
+        static int64_t ids[NCHECK];
+        CHECK_OK(index_search(ivf, NCHECK, D, g_base, 1, dist, ids));
+        int found = 0;
+        for (int i = 0; i < NCHECK; i++) found += ids[i] == i && dist[i] == 0.0f;
+        fprintf(stderr, "    IVF64,Flat: %d of %d base vectors found in their own list at nprobe 1\n", found, NCHECK);
+        CHECK(found >= NCHECK - 2);
+    }
+    index_free(ivf);
+    KnnIndex *one = build("IVF64,PQ16", N, 4), *blocks = NULL;
+    char trained[256];
+    CHECK_OK(trained_file("IVF64,PQ16", trained, sizeof trained));
+    CHECK_OK(index_read(&blocks, trained, 0));
+    for (int64_t r = 0; blocks && r < N; r += 777) CHECK_OK(index_add_range(blocks, r, N - r < 777 ? N - r : 777, D, g_base + r * D));
+    if (one && blocks) {
+        CHECK_OK(index_set_nprobe(blocks, 4));
+        static Results a, b;
+        CHECK(search_all(one, KREF, &a) == KN_OK && search_all(blocks, KREF, &b) == KN_OK);
+        CHECK(memcmp(a.ids, b.ids, sizeof a.ids) == 0 && memcmp(a.dist, b.dist, sizeof a.dist) == 0);
+    }
+    index_free(one);
+    index_free(blocks);
+}
+
 /* ---- approximate search ---- */
 
 static void test_ivfpq_recall_rises_with_nprobe(void) {
@@ -886,6 +921,7 @@ int main(void) {
     RUN(test_flat_k_above_ntotal);
     RUN(test_ivf_k_above_reachable);
     RUN(test_ivf_flat_full_probe_equals_flat);
+    RUN(test_ivf_add_assigns_nearest_list);
     RUN(test_ivfpq_recall_rises_with_nprobe);
     RUN(test_opq_behind_transform);
     RUN(test_write_read_roundtrip);

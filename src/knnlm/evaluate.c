@@ -96,6 +96,20 @@ static void free_buffers(Buffers *b) {
     free(b->grow);
 }
 
+/* The k neighbours of queries[nq, D] in one index call, then their values (and exact distances), into b's
+ * dist, ids and vals; the time of each part added to st's search and exact. */
+static int search_rows(const EvalOptions *o, Buffers *b, const float *queries, int nq, int D, int k, EvalStats *st) {
+    if (nq == 0) return KN_OK;
+    double t = kn_seconds();
+    int rc = index_search(o->index, nq, D, queries, k, b->dist, b->ids);
+    st->search += kn_seconds() - t;
+    if (rc != KN_OK) return rc;
+    t = kn_seconds();
+    rc = knn_resolve_neighbours(o->index, o->dstore, queries, nq, D, k, o->exact_distances, b->dist, b->ids, b->vals, b->keybuf);
+    st->exact += kn_seconds() - t;
+    return rc;
+}
+
 int knn_setup_check(const Gpt2 *model, const KnnIndex *index, const Dstore *dstore, Gpt2KeyType key, int k) {
     const Gpt2Config *c = gpt2_config(model);
     if (!dstore) return kn_error(KN_EINVAL, "an index needs its datastore (for the neighbours' values)");
@@ -169,16 +183,7 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
         if (rc != KN_OK) break;
         const float *hidden = gpt2_state_output(b.state, KEY_FINAL_HIDDEN) + (size_t)r0 * D;
         const float *queries = gpt2_state_output(b.state, o->key) + (size_t)r0 * D;
-        if (k && !gated) { /* every row searched: the window's queries in one call */
-            t = kn_seconds();
-            rc = index_search(o->index, nr, D, queries, k, b.dist, b.ids);
-            st.search += kn_seconds() - t;
-            if (rc != KN_OK) break;
-            t = kn_seconds();
-            rc = knn_resolve_neighbours(o->index, o->dstore, queries, nr, D, k, o->exact_distances, b.dist, b.ids, b.vals, b.keybuf);
-            st.exact += kn_seconds() - t;
-            if (rc != KN_OK) break;
-        }
+        if (k && !gated && (rc = search_rows(o, &b, queries, nr, D, k, &st)) != KN_OK) break; /* the window's queries in one call */
         for (int c0 = 0; rc == KN_OK && c0 < nr; c0 += LOGIT_ROWS) {
             const int rows = nr - c0 < LOGIT_ROWS ? nr - c0 : LOGIT_ROWS;
             t = kn_seconds();
@@ -211,19 +216,14 @@ int evaluate(const Gpt2 *model, const int32_t *tokens, int64_t n, const EvalOpti
                         b.grow[nq++] = i;
                     }
                 }
-                double t1 = kn_seconds();
-                if (nq) rc = index_search(o->index, nq, D, b.gq, k, b.dist, b.ids);
-                double t2 = kn_seconds();
-                st.search += t2 - t1;
-                if (nq && rc == KN_OK) rc = knn_resolve_neighbours(o->index, o->dstore, b.gq, nq, D, k, o->exact_distances, b.dist, b.ids, b.vals, b.keybuf);
-                const double t3 = kn_seconds();
-                st.exact += t3 - t2;
+                const double t1 = kn_seconds();
+                rc = search_rows(o, &b, b.gq, nq, D, k, &st);
                 for (int j = 0; j < nq; j++) {
                     ScoredToken *s = &b.scored[b.grow[j]];
                     s->dist = b.dist + (size_t)j * k, s->ids = b.ids + (size_t)j * k, s->vals = b.vals + (size_t)j * k;
                 }
                 st.searched += nq;
-                t += t3 - t1; /* the search is not the lm_head's time */
+                t += kn_seconds() - t1; /* the search is not the lm_head's time */
             } else if (k) {
                 st.searched += rows;
             }

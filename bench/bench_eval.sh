@@ -16,13 +16,9 @@ EVAL_TOKENS=${2:-5000}
 DS_TOKENS=${3:-100000}
 GATE=${4:-0.1}
 W=/tmp/bench_eval
-mkdir -p "$W"
-make -s MODE=release build/release/knnlm build/release/bench/make_random_model >/dev/null
+. bench/common.sh
+bench_setup "$W"
 K=build/release/knnlm
-if [ ! -f "$W/kogpt2-random/model.safetensors" ]; then
-    build/release/bench/make_random_model "$W/kogpt2-random" >/dev/null
-fi
-cp models/tiny-kogpt2/tokenizer.json "$W/kogpt2-random/"
 TEXT=data/kowiki-sample/valid.txt
 
 # best_of2 CMD...: the line "time: ..." (eval) or the ppl line with the higher tokens/s of two runs
@@ -34,7 +30,7 @@ best_of2() {
     if [ "$ra" -ge "$rb" ]; then echo "$a"; else echo "$b"; fi
 }
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //') (family $(grep -m1 'cpu family' /proc/cpuinfo | sed 's/.*: //')), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); --threads $THREADS, $EVAL_TOKENS tokens, datastore $DS_TOKENS tokens"
+echo "== $(bench_machine); --threads $THREADS, $EVAL_TOKENS tokens, datastore $DS_TOKENS tokens"
 printf '%-14s %-16s %9s %7s %8s %8s %8s %8s %8s\n' model run tokens/s "% LM" model_s logits_s search_s exact_s sweep_s
 for spec in "tiny-kogpt2 models/tiny-kogpt2 IVF256,PQ16" "kogpt2-random $W/kogpt2-random IVF256,PQ48"; do
     set -- $spec

@@ -15,15 +15,11 @@ THREADS=${1:-2}
 TOKENS=${2:-64}
 DS_TOKENS=${3:-20000}
 W=/tmp/bench_generate
-mkdir -p "$W"
-make -s MODE=release build/release/knnlm build/release/bench/make_random_model >/dev/null
+. bench/common.sh
+bench_setup "$W"
 K=build/release/knnlm
-if [ ! -f "$W/kogpt2-random/model.safetensors" ]; then
-    build/release/bench/make_random_model "$W/kogpt2-random" >/dev/null
-fi
-cp models/tiny-kogpt2/tokenizer.json "$W/kogpt2-random/"
 
-echo "== $(date -u '+%Y-%m-%d %H:%M UTC'), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); --threads $THREADS, $TOKENS tokens"
+echo "== $(bench_machine); --threads $THREADS, $TOKENS tokens"
 printf '%-14s %-10s %9s %8s %8s %8s %8s\n' model index first_ms lm_ms search_ms sample_ms total_ms
 for spec in "tiny-kogpt2 models/tiny-kogpt2 IVF64,PQ16" "kogpt2-random $W/kogpt2-random IVF64,PQ32"; do
     set -- $spec

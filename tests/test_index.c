@@ -305,6 +305,25 @@ static void test_ivf_add_assigns_nearest_list(void) {
     index_free(blocks);
 }
 
+/* An IVF search finds its lists on our GEMM too (faiss_index.cpp, search_probed): one query at a time (the
+ * generation case, which Faiss does with its own scalar loop) gives the bits of the same queries in one batch,
+ * and on several threads; the equality with Faiss' own search is test_python_reads_our_files'. */
+static void test_ivf_single_queries_equal_batch(void) {
+    KnnIndex *ix = build("IVF64,PQ16", N, 4);
+    CHECK(ix != NULL);
+    if (ix) {
+        static Results batch, one;
+        CHECK(search_all(ix, KREF, &batch) == KN_OK);
+        for (int i = 0; i < NQ; i++) CHECK_OK(index_search(ix, 1, D, g_query + (size_t)i * D, KREF, one.dist + i * KREF, one.ids + i * KREF));
+        CHECK(memcmp(batch.ids, one.ids, sizeof one.ids) == 0 && memcmp(batch.dist, one.dist, sizeof one.dist) == 0);
+        CHECK_OK(index_set_threads(3));
+        CHECK(search_all(ix, KREF, &one) == KN_OK);
+        CHECK_OK(index_set_threads(1));
+        CHECK(memcmp(batch.ids, one.ids, sizeof one.ids) == 0 && memcmp(batch.dist, one.dist, sizeof one.dist) == 0);
+    }
+    index_free(ix);
+}
+
 /* ---- approximate search ---- */
 
 static void test_ivfpq_recall_rises_with_nprobe(void) {
@@ -922,6 +941,7 @@ int main(void) {
     RUN(test_ivf_k_above_reachable);
     RUN(test_ivf_flat_full_probe_equals_flat);
     RUN(test_ivf_add_assigns_nearest_list);
+    RUN(test_ivf_single_queries_equal_batch);
     RUN(test_ivfpq_recall_rises_with_nprobe);
     RUN(test_opq_behind_transform);
     RUN(test_write_read_roundtrip);

@@ -66,6 +66,63 @@ using faiss::InvertedLists;
 using faiss::OnDiskInvertedLists;
 typedef faiss::Index::idx_t idx_t;
 
+/* Centroids c[n, d] packed for gemm_f32_packed, with their squared norms: the nearest ones of many vectors at
+ * our GEMM's speed. Debian's Faiss finds them with OpenBLAS's Haswell sgemm (about half our GEMM's rate on
+ * AVX-512 machines) and, under 20 queries, with a scalar loop. Distances are Faiss' |x|^2 + |c|^2 - 2 x.c
+ * clamped at 0, ties go to the lower centroid as in Faiss; two centroids within float rounding of each other
+ * may be taken the other way round than by Faiss' sgemm (both are equally near). The same bits for any
+ * thread count. */
+struct Centroids {
+    int d = 0, n = 0;
+    std::vector<float> packed, norms;
+
+    void set(const float *c, int count, int dim, int nthreads) {
+        d = dim, n = count;
+        packed.resize(gemm_f32_packed_size(d, n));
+        gemm_pack_f32(packed.data(), c, (size_t)d, d, n, 1, nthreads);
+        norms.resize((size_t)n);
+        faiss::fvec_norms_L2sqr(norms.data(), c, (size_t)d, (size_t)n);
+    }
+
+    /* rows of x whose distances fit in 64 MB at once */
+    int64_t block() const { return std::max<int64_t>(GEMM_MR, ((int64_t)16 << 20) / n); }
+
+    /* dis[m, n]: the distances of x's m rows to every centroid (xnorm: m floats of scratch) */
+    void distances(int m, const float *x, float *dis, float *xnorm, int nthreads) const {
+        gemm_f32_packed(dis, (size_t)n, x, (size_t)d, packed.data(), m, d, n, nthreads);
+        faiss::fvec_norms_L2sqr(xnorm, x, (size_t)d, (size_t)m);
+        const float *cn = norms.data();
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
+        for (int r = 0; r < m; r++) {
+            float *row = dis + (size_t)r * n;
+            for (int j = 0; j < n; j++) {
+                const float v = xnorm[r] + cn[j] - 2 * row[j];
+                row[j] = v < 0 ? 0 : v;
+            }
+        }
+    }
+
+    /* the nearest centroid of each of x[count, d] (-1 for a NaN row, as Faiss leaves it), and its distance
+     * when dist is not null */
+    void nearest(int64_t count, const float *x, float *dist, faiss::Index::idx_t *labels, int nthreads) const {
+        const int64_t bl = std::min(block(), count);
+        std::vector<float> dis((size_t)bl * n), xnorm((size_t)bl);
+        for (int64_t b = 0; b < count; b += bl) {
+            const int m = (int)std::min(bl, count - b);
+            distances(m, x + (size_t)b * d, dis.data(), xnorm.data(), nthreads);
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+            for (int r = 0; r < m; r++) {
+                const float *row = dis.data() + (size_t)r * n;
+                int best = 0;
+                for (int j = 1; j < n; j++)
+                    if (row[j] < row[best]) best = j;
+                labels[b + r] = std::isnan(row[best]) ? -1 : best;
+                if (dist) dist[b + r] = row[best];
+            }
+        }
+    }
+};
+
 struct KnnIndex {
     Index *faiss = nullptr; /* owned */
     IndexIVF *ivf = nullptr; /* the IVF inside faiss (itself, or behind a transform, IDMap or refine), or null */
@@ -73,10 +130,10 @@ struct KnnIndex {
     std::string ivfdata;    /* the mapped ivfdata file of an on-disk index, "" otherwise */
     bool mapped = false;    /* the lists are mapped from the index file itself (INDEX_READ_MMAP) */
     bool read_only = false;
-    /* the IVF centroids packed for gemm_f32_packed and their squared norms (coarse_on_gemm's indexes), made on
-     * first use by an add or a search, which may run in several threads at once */
-    std::vector<float> centroids_packed, centroid_norms;
-    std::mutex centroids_lock;
+    /* coarse_on_gemm's indexes: the IVF's centroids, made on first use by an add or a search (which may run in
+     * several threads at once: under the lock) */
+    Centroids coarse;
+    std::mutex coarse_lock;
     ~KnnIndex() { delete faiss; }
 };
 
@@ -639,14 +696,20 @@ static int check_vectors(const KnnIndex *index, const char *fn, int64_t n, int d
 
 /* An IndexFlatL2 that reports k-means iterations: Faiss' Clustering::train searches the index it is given once
  * per iteration (IndexIVF::clustering_index for the coarse quantizer, ProductQuantizer::assign_index for each
- * PQ sub-quantizer), from the calling thread. The centroids are the same as with Faiss' own flat index. */
+ * PQ sub-quantizer), from the calling thread. Its nearest-centroid searches run on our GEMM (Centroids). */
 struct IterationCounter : faiss::IndexFlatL2 {
     const KnMonitor *monitor;
     uint64_t *done;
     IterationCounter(int dim, const KnMonitor *m, uint64_t *counter) : faiss::IndexFlatL2(dim), monitor(m), done(counter) {}
     void search(idx_t n, const float *x, idx_t k, float *distances, idx_t *labels,
                 const faiss::SearchParameters *params = nullptr) const override {
-        faiss::IndexFlatL2::search(n, x, k, distances, labels, params);
+        if (k == 1 && !params && ntotal > 0) { /* k-means' assignment step: on our GEMM */
+            Centroids c;
+            c.set(get_xb(), (int)ntotal, (int)d, omp_get_max_threads());
+            c.nearest(n, x, distances, labels, omp_get_max_threads());
+        } else {
+            faiss::IndexFlatL2::search(n, x, k, distances, labels, params);
+        }
         monitor_progress(monitor, ++*done, 0);
     }
 };
@@ -718,76 +781,32 @@ static bool coarse_on_gemm(const KnnIndex *index) {
     return flat && flat->metric_type == faiss::METRIC_L2 && flat->ntotal == (idx_t)ivf->nlist && ivf->nlist > 0;
 }
 
-/* The packed centroids and their norms, made once (the quantizer does not change after training). */
-static void coarse_ready(const KnnIndex *cindex) {
+/* The IVF's centroids, packed once (the quantizer does not change after training). */
+static const Centroids &coarse_ready(const KnnIndex *cindex) {
     KnnIndex *index = const_cast<KnnIndex *>(cindex); /* the cache only */
-    std::lock_guard<std::mutex> hold(index->centroids_lock);
-    const int d = (int)index->ivf->d, nlist = (int)index->ivf->nlist;
-    if (index->centroid_norms.size() == (size_t)nlist) return;
-    const float *c = dynamic_cast<faiss::IndexFlat *>(index->ivf->quantizer)->get_xb();
-    index->centroids_packed.resize(gemm_f32_packed_size(d, nlist));
-    gemm_pack_f32(index->centroids_packed.data(), c, (size_t)d, d, nlist, 1, omp_get_max_threads());
-    index->centroid_norms.resize((size_t)nlist);
-    faiss::fvec_norms_L2sqr(index->centroid_norms.data(), c, (size_t)d, (size_t)nlist);
+    std::lock_guard<std::mutex> hold(index->coarse_lock);
+    const int nlist = (int)index->ivf->nlist;
+    if (index->coarse.n != nlist)
+        index->coarse.set(dynamic_cast<faiss::IndexFlat *>(index->ivf->quantizer)->get_xb(), nlist, (int)index->ivf->d, omp_get_max_threads());
+    return index->coarse;
 }
 
-/* Rows of x whose centroid distances fit in 64 MB at once. */
-static int64_t coarse_block(const KnnIndex *index) { return std::max<int64_t>(GEMM_MR, ((int64_t)16 << 20) / (int64_t)index->ivf->nlist); }
-
-/* dis[m, nlist] = Faiss' |x|^2 + |c|^2 - 2 x.c, clamped at 0, for the m rows of x, x.c by gemm_f32_packed on
- * nthreads threads (the same bits for any count). */
-static void coarse_distances(const KnnIndex *index, int m, const float *x, float *dis, float *xnorm, int nthreads) {
-    const int d = (int)index->ivf->d, nlist = (int)index->ivf->nlist;
-    gemm_f32_packed(dis, (size_t)nlist, x, (size_t)d, index->centroids_packed.data(), m, d, nlist, nthreads);
-    faiss::fvec_norms_L2sqr(xnorm, x, (size_t)d, (size_t)m);
-    const float *cn = index->centroid_norms.data();
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
-    for (int r = 0; r < m; r++) {
-        float *row = dis + (size_t)r * nlist;
-        for (int j = 0; j < nlist; j++) {
-            const float v = xnorm[r] + cn[j] - 2 * row[j];
-            row[j] = v < 0 ? 0 : v;
-        }
-    }
-}
-
-/* The nearest centroid of each of x[n, d], with Faiss' rule on ties (the lower list). Where two centroids are
- * within float rounding of each other a vector may go to the other one than with Faiss' sgemm; both are
- * equally near. */
-static void coarse_assign(KnnIndex *index, int64_t n, const float *x, idx_t *lists) {
-    coarse_ready(index);
-    const int d = (int)index->ivf->d, nlist = (int)index->ivf->nlist, nthreads = omp_get_max_threads();
-    const int64_t block = coarse_block(index);
-    std::vector<float> dis((size_t)std::min(block, n) * nlist), xnorm((size_t)std::min(block, n));
-    for (int64_t b = 0; b < n; b += block) {
-        const int m = (int)std::min(block, n - b);
-        coarse_distances(index, m, x + (size_t)b * d, dis.data(), xnorm.data(), nthreads);
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-        for (int r = 0; r < m; r++) {
-            const float *row = dis.data() + (size_t)r * nlist;
-            int best = 0;
-            for (int j = 1; j < nlist; j++)
-                if (row[j] < row[best]) best = j;
-            lists[b + r] = std::isnan(row[best]) ? -1 : best; /* NaN: no list, as Faiss' assign leaves it */
-        }
-    }
-}
-
-/* An IVF search with the lists to probe found here (coarse_distances, one thread): the nprobe nearest centroids
+/* An IVF search with the lists to probe found here (Centroids, one thread): the nprobe nearest centroids
  * of each query in Faiss' order (distance, then list number), then Faiss' search_preassigned. Debian's Faiss
  * finds them with a scalar loop for fewer than 20 queries (every single query of `generate`: 1.8 ms of
  * IVF4096's 1.9 at 768 dimensions) and OpenBLAS's Haswell sgemm for more. */
 static void search_probed(const KnnIndex *index, int64_t n, const float *q, int k, float *dist, idx_t *ids) {
     IndexIVF *ivf = index->ivf;
     const int d = (int)ivf->d, nlist = (int)ivf->nlist, nprobe = (int)std::min<size_t>(ivf->nprobe, ivf->nlist);
-    const int64_t block = coarse_block(index);
+    const Centroids &coarse = coarse_ready(index);
+    const int64_t block = coarse.block();
     const int64_t nb = std::min(block, n);
     std::vector<float> dis((size_t)nb * nlist), xnorm((size_t)nb), cdis((size_t)nb * nprobe);
     std::vector<idx_t> lists((size_t)nb * nprobe);
     std::vector<int> order((size_t)nlist);
     for (int64_t b = 0; b < n; b += block) {
         const int m = (int)std::min(block, n - b);
-        coarse_distances(index, m, q + (size_t)b * d, dis.data(), xnorm.data(), 1);
+        coarse.distances(m, q + (size_t)b * d, dis.data(), xnorm.data(), 1);
         for (int r = 0; r < m; r++) {
             const float *row = dis.data() + (size_t)r * nlist;
             for (int j = 0; j < nlist; j++) order[(size_t)j] = j;
@@ -824,7 +843,7 @@ extern "C" int index_add_range(KnnIndex *index, int64_t first_id, int64_t n, int
     if (coarse_on_gemm(index))
         return guarded(KN_EINVAL, index->name, "adding vectors failed", [&]() -> int {
             std::vector<idx_t> lists((size_t)n), ids;
-            coarse_assign(index, n, x, lists.data());
+            coarse_ready(index).nearest(n, x, nullptr, lists.data(), omp_get_max_threads());
             if (first_id != index->faiss->ntotal) {
                 ids.resize((size_t)n);
                 for (int64_t i = 0; i < n; i++) ids[(size_t)i] = first_id + i;

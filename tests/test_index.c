@@ -903,7 +903,8 @@ static void test_python_reads_our_files(void) {
         return;
     }
     CHECK(write_raw("queries.f32", g_query, sizeof(float) * NQ * D) == 0);
-    snprintf(cmd, sizeof cmd, "%s tests/check_index.py %s/manifest.txt %s/queries.f32 %d", python, g_dir, g_dir, NQ);
+    CHECK(write_raw("base.f32", g_base, sizeof(float) * N * D) == 0);
+    snprintf(cmd, sizeof cmd, "%s tests/check_index.py %s/manifest.txt %s/queries.f32 %d %s/base.f32", python, g_dir, g_dir, NQ, g_dir);
     CHECK_MSG(system(cmd) == 0, "%s", cmd);
 }
 

@@ -87,10 +87,12 @@ struct Centroids {
     /* rows of x whose distances fit in 64 MB at once */
     int64_t block() const { return std::max<int64_t>(GEMM_MR, ((int64_t)16 << 20) / n); }
 
-    /* dis[m, n]: the distances of x's m rows to every centroid (xnorm: m floats of scratch) */
-    void distances(int m, const float *x, float *dis, float *xnorm, int nthreads) const {
-        gemm_f32_packed(dis, (size_t)n, x, (size_t)d, packed.data(), m, d, n, nthreads);
-        faiss::fvec_norms_L2sqr(xnorm, x, (size_t)d, (size_t)m);
+    /* dis[m, n]: the distances of x's m rows (ldx floats apart; 0: d) to every centroid (xnorm: m floats of
+     * scratch) */
+    void distances(int m, const float *x, float *dis, float *xnorm, int nthreads, size_t ldx = 0) const {
+        if (ldx == 0) ldx = (size_t)d;
+        gemm_f32_packed(dis, (size_t)n, x, ldx, packed.data(), m, d, n, nthreads);
+        for (int r = 0; r < m; r++) xnorm[r] = faiss::fvec_norm_L2sqr(x + (size_t)r * ldx, (size_t)d);
         const float *cn = norms.data();
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
         for (int r = 0; r < m; r++) {
@@ -104,12 +106,13 @@ struct Centroids {
 
     /* the nearest centroid of each of x[count, d] (-1 for a NaN row, as Faiss leaves it), and its distance
      * when dist is not null */
-    void nearest(int64_t count, const float *x, float *dist, faiss::Index::idx_t *labels, int nthreads) const {
+    void nearest(int64_t count, const float *x, float *dist, faiss::Index::idx_t *labels, int nthreads, size_t ldx = 0) const {
+        if (ldx == 0) ldx = (size_t)d;
         const int64_t bl = std::min(block(), count);
         std::vector<float> dis((size_t)bl * n), xnorm((size_t)bl);
         for (int64_t b = 0; b < count; b += bl) {
             const int m = (int)std::min(bl, count - b);
-            distances(m, x + (size_t)b * d, dis.data(), xnorm.data(), nthreads);
+            distances(m, x + (size_t)b * ldx, dis.data(), xnorm.data(), nthreads, ldx);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
             for (int r = 0; r < m; r++) {
                 const float *row = dis.data() + (size_t)r * n;
@@ -119,6 +122,34 @@ struct Centroids {
                 labels[b + r] = std::isnan(row[best]) ? -1 : best;
                 if (dist) dist[b + r] = row[best];
             }
+        }
+    }
+};
+
+/* A product quantizer's encoder on our GEMM: each sub-quantizer's ksub centroids as one Centroids, and a code
+ * byte per sub-quantizer is the nearest of them. Debian's Faiss computes these distances with one OpenBLAS
+ * sgemm of depth dsub per sub-quantizer (and, below 16 dimensions a sub-quantizer, with a scalar loop per
+ * vector: the crawl of PQ64 at 768 dimensions); OpenBLAS falls back to its SSE3 kernels on CPUs it does not
+ * know. The same distances (|x|^2 + |c|^2 - 2 x.c) and the same tie rule as Faiss' compute_code_from_distance_table,
+ * so the codes are Faiss' but where two centroids are within float rounding of each other (then either is as
+ * near); tests/check_index.py checks them against Python's Faiss. 8-bit codes only. */
+struct PqEncoder {
+    std::vector<Centroids> subs;
+    int d = 0, dsub = 0;
+
+    void set(const faiss::ProductQuantizer &pq, int nthreads) {
+        d = (int)pq.d, dsub = (int)pq.dsub;
+        subs.resize(pq.M);
+        for (size_t m = 0; m < pq.M; m++) subs[m].set(pq.get_centroids(m, 0), (int)pq.ksub, dsub, nthreads);
+    }
+
+    /* codes[count, M] of x[count, d] */
+    void encode(int64_t count, const float *x, uint8_t *codes, int nthreads) const {
+        const size_t M = subs.size();
+        std::vector<faiss::Index::idx_t> labels((size_t)count);
+        for (size_t m = 0; m < M; m++) {
+            subs[m].nearest(count, x + m * dsub, nullptr, labels.data(), nthreads, (size_t)d);
+            for (int64_t i = 0; i < count; i++) codes[(size_t)i * M + m] = (uint8_t)(labels[(size_t)i] < 0 ? 0 : labels[(size_t)i]);
         }
     }
 };
@@ -133,6 +164,7 @@ struct KnnIndex {
     /* coarse_on_gemm's indexes: the IVF's centroids, made on first use by an add or a search (which may run in
      * several threads at once: under the lock) */
     Centroids coarse;
+    PqEncoder pq; /* an IVF-PQ's encoder, made with the centroids (coarse_ready) */
     std::mutex coarse_lock;
     ~KnnIndex() { delete faiss; }
 };
@@ -781,14 +813,63 @@ static bool coarse_on_gemm(const KnnIndex *index) {
     return flat && flat->metric_type == faiss::METRIC_L2 && flat->ntotal == (idx_t)ivf->nlist && ivf->nlist > 0;
 }
 
-/* The IVF's centroids, packed once (the quantizer does not change after training). */
+/* An IVF-PQ (of coarse_on_gemm's kind) whose codes PqEncoder makes: 8-bit codes. */
+static const faiss::IndexIVFPQ *pq_on_gemm(const KnnIndex *index) {
+    if (!coarse_on_gemm(index) || typeid(*index->ivf) != typeid(faiss::IndexIVFPQ)) return nullptr;
+    auto *ivfpq = static_cast<const faiss::IndexIVFPQ *>(index->ivf);
+    return ivfpq->pq.nbits == 8 ? ivfpq : nullptr;
+}
+
+/* The IVF's centroids, packed once (the quantizer and the product quantizer do not change after training). */
 static const Centroids &coarse_ready(const KnnIndex *cindex) {
     KnnIndex *index = const_cast<KnnIndex *>(cindex); /* the cache only */
     std::lock_guard<std::mutex> hold(index->coarse_lock);
     const int nlist = (int)index->ivf->nlist;
-    if (index->coarse.n != nlist)
+    if (index->coarse.n != nlist) {
         index->coarse.set(dynamic_cast<faiss::IndexFlat *>(index->ivf->quantizer)->get_xb(), nlist, (int)index->ivf->d, omp_get_max_threads());
+        if (const faiss::IndexIVFPQ *ivfpq = pq_on_gemm(index)) index->pq.set(ivfpq->pq, omp_get_max_threads());
+    }
     return index->coarse;
+}
+
+/* IndexIVFPQ::add_core with PqEncoder's codes: each row's residual to its list's centroid (Faiss'
+ * compute_residual, x - c), its code, then the entries appended to their lists and the direct map in row
+ * order, as Faiss appends them. */
+static void add_ivfpq_encoded(KnnIndex *index, int64_t n, const float *x, const idx_t *xids, const idx_t *lists, int nthreads) {
+    auto *ivf = static_cast<faiss::IndexIVFPQ *>(index->ivf);
+    ivf->direct_map.check_can_add(xids);
+    const int d = (int)ivf->d;
+    const size_t cs = ivf->code_size;
+    const float *centroids = dynamic_cast<faiss::IndexFlat *>(ivf->quantizer)->get_xb();
+    const int64_t block = std::min<int64_t>(16384, n);
+    std::vector<float> residuals(ivf->by_residual ? (size_t)block * d : 0);
+    std::vector<uint8_t> codes((size_t)block * cs);
+    const idx_t first = ivf->ntotal;
+    for (int64_t b = 0; b < n; b += block) {
+        const int64_t m = std::min(block, n - b);
+        const float *rows = x + (size_t)b * d;
+        if (ivf->by_residual) {
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+            for (int64_t r = 0; r < m; r++) {
+                const idx_t key = lists[b + r];
+                const float *xr = rows + (size_t)r * d, *c = centroids + (size_t)(key < 0 ? 0 : key) * d;
+                float *res = residuals.data() + (size_t)r * d;
+                for (int j = 0; j < d; j++) res[j] = xr[j] - c[j];
+            }
+            rows = residuals.data();
+        }
+        index->pq.encode(m, rows, codes.data(), nthreads);
+        for (int64_t r = 0; r < m; r++) {
+            const idx_t key = lists[b + r], id = xids ? xids[b + r] : first + b + r;
+            if (key < 0) {
+                ivf->direct_map.add_single_id(id, -1, 0);
+                continue;
+            }
+            const size_t offset = ivf->invlists->add_entry((size_t)key, id, codes.data() + (size_t)r * cs);
+            ivf->direct_map.add_single_id(id, key, offset);
+        }
+    }
+    ivf->ntotal += n;
 }
 
 /* An IVF search with the lists to probe found here (Centroids, one thread): the nprobe nearest centroids
@@ -848,7 +929,10 @@ extern "C" int index_add_range(KnnIndex *index, int64_t first_id, int64_t n, int
                 ids.resize((size_t)n);
                 for (int64_t i = 0; i < n; i++) ids[(size_t)i] = first_id + i;
             }
-            index->ivf->add_core(n, x, ids.empty() ? nullptr : ids.data(), lists.data());
+            if (pq_on_gemm(index))
+                add_ivfpq_encoded(index, n, x, ids.empty() ? nullptr : ids.data(), lists.data(), omp_get_max_threads());
+            else
+                index->ivf->add_core(n, x, ids.empty() ? nullptr : ids.data(), lists.data());
             return KN_OK;
         });
     if (first_id == index->faiss->ntotal)

@@ -231,6 +231,17 @@ static void test_refuses_other_settings(void) {
     CHECK_EQ_INT(dstore_build(&o, NULL, &rep), KN_EINVAL);
 }
 
+/* The pages of files this process has mapped and that are in memory (/proc/self/statm: shared). */
+static long file_pages_resident(void) {
+    long size = 0, resident = 0, shared = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld %ld", &size, &resident, &shared) != 3) shared = -1;
+        fclose(f);
+    }
+    return shared;
+}
+
 static void test_shards_and_merge(void) {
     DstoreBuildOptions o;
     DstoreBuildReport rep;
@@ -270,6 +281,15 @@ static void test_shards_and_merge(void) {
     CHECK_EQ_INT(dstore_size(linked), 2999);
     float *a = malloc(2999 * 64 * sizeof(float)), *b = malloc(2999 * 64 * sizeof(float));
     dstore_keys(full, 0, 2999, a);
+    dstore_keys(linked, 0, 2999, b);
+    CHECK(memcmp(a, b, 2999 * 64 * sizeof(float)) == 0);
+    /* releasing the pages read (in uneven blocks, across the parts' boundaries) unmaps them (2999 float16 rows of
+     * 64 = 94 pages, less the pages a block shares with the next) and loses nothing */
+    long mapped = file_pages_resident();
+    for (int64_t r0 = 0; r0 < 2999; r0 += 700) dstore_release_keys(linked, r0, r0 + 700 < 2999 ? r0 + 700 : 2999);
+    long released = mapped - file_pages_resident();
+    CHECK_MSG(released >= 80, "%ld of ~94 pages released", released);
+    memset(b, 0, 2999 * 64 * sizeof(float));
     dstore_keys(linked, 0, 2999, b);
     CHECK(memcmp(a, b, 2999 * 64 * sizeof(float)) == 0);
     int64_t rows[4] = {2998, 0, 1500, -1};

@@ -142,6 +142,20 @@ void dstore_keys(const Dstore *ds, int64_t begin, int64_t n, float *out) {
     }
 }
 
+void dstore_release_keys(const Dstore *ds, int64_t begin, int64_t end) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const size_t row_bytes = (size_t)ds->man.dim * npy_dtype_size(ds->parts[0].keys.dtype);
+    for (int i = 0; i < ds->nparts; i++) {
+        const Part *p = &ds->parts[i];
+        int64_t lo = begin > p->begin ? begin - p->begin : 0, hi = end < p->begin + p->n ? end - p->begin : p->n;
+        if (!p->keys.map_ || hi <= lo) continue;
+        const uintptr_t data = (uintptr_t)p->keys.data, map = (uintptr_t)p->keys.map_;
+        uintptr_t from = (data + (size_t)lo * row_bytes) / page * page, to = (data + (size_t)hi * row_bytes) / page * page;
+        if (from < map) from = map;
+        if (to > from) madvise((void *)from, to - from, MADV_DONTNEED);
+    }
+}
+
 void dstore_key_rows(const Dstore *ds, const int64_t *rows, int n, float *out) {
     const int dim = ds->man.dim;
     for (int i = 0; i < n; i++) {
@@ -277,6 +291,7 @@ int dstore_verify(const Dstore *ds, const KnMonitor *monitor, DstoreVerifyReport
             size_t row_bytes = (size_t)dim * npy_dtype_size(k->dtype);
             hash_npy(hk, k, k->data_offset + (size_t)r * row_bytes, (size_t)n * row_bytes);
         }
+        dstore_release_keys(ds, r, r + n);
         monitor_progress(monitor, (uint64_t)(r + n), 0);
         if (monitor_stopped(monitor)) rc = kn_error(KN_EINTR, "%s: verify interrupted", ds->dir);
     }

@@ -96,6 +96,7 @@ static int add_rows(KnnIndex *ix, const Dstore *ds, int64_t begin, int64_t end, 
     for (int64_t r = begin; r < end; r += batch) {
         int64_t n = end - r < batch ? end - r : batch;
         dstore_keys(ds, r, n, buf);
+        dstore_release_keys(ds, r, r + n);
         int rc = index_add_range(ix, r, n, D, buf);
         if (rc != KN_OK) return rc;
         *added += n;

@@ -80,6 +80,7 @@ static int train(KnnIndex *ix, const Dstore *ds, const IndexBuildOptions *o, con
         dstore_key_rows(ds, rows + i, (int)(n - i < CHUNK ? n - i : CHUNK), x + (size_t)i * D);
         monitor_progress(mon, (uint64_t)(i + CHUNK < n ? i + CHUNK : n), 0);
     }
+    dstore_release_keys(ds, 0, N); /* the sample's pages, and the neighbours the kernel mapped around each */
     double t0 = kn_seconds();
     rc = index_train_monitored(ix, n, D, x, mon);
     rep->train_seconds = kn_seconds() - t0;

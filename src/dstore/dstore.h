@@ -25,8 +25,9 @@ int dstore_dim(const Dstore *ds);       /* D */
 
 /* Keys of rows [begin, begin + n) as float32 into out[n, D]. Rows must be in range (assert). */
 void dstore_keys(const Dstore *ds, int64_t begin, int64_t n, float *out);
-/* Unmaps from this process the pages of the keys of rows [0, end) read so far (madvise DONTNEED on the read-only
- * file map: they stay in the page cache, and a later read maps them again). A pass over a datastore larger than
+/* Unmaps from this process the pages of the keys of rows [begin, end), from the page that holds row begin to
+ * the one that holds row end, which stays (madvise DONTNEED on the read-only file map: the pages stay in the
+ * page cache, and a later read maps them again). A pass over a datastore larger than
  * RAM (index build, verify) calls it after each block: otherwise every page it read counts in its resident set
  * (22.9 GB of a 24 GiB machine for a 20 M x 768 index build) until the kernel takes them back. */
 void dstore_release_keys(const Dstore *ds, int64_t begin, int64_t end);

@@ -87,18 +87,17 @@ struct Centroids {
     /* rows of x whose distances fit in 64 MB at once */
     int64_t block() const { return std::max<int64_t>(GEMM_MR, ((int64_t)16 << 20) / n); }
 
-    /* dis[m, n]: the distances of x's m rows (ldx floats apart; 0: d) to every centroid (xnorm: m floats of
-     * scratch) */
-    void distances(int m, const float *x, float *dis, float *xnorm, int nthreads, size_t ldx = 0) const {
+    /* dis[m, n]: the distances of x's m rows (ldx floats apart; 0: d) to every centroid */
+    void distances(int m, const float *x, float *dis, int nthreads, size_t ldx = 0) const {
         if (ldx == 0) ldx = (size_t)d;
         gemm_f32_packed(dis, (size_t)n, x, ldx, packed.data(), m, d, n, nthreads);
-        for (int r = 0; r < m; r++) xnorm[r] = faiss::fvec_norm_L2sqr(x + (size_t)r * ldx, (size_t)d);
         const float *cn = norms.data();
 #pragma omp parallel for num_threads(nthreads) schedule(static) if (nthreads > 1)
         for (int r = 0; r < m; r++) {
             float *row = dis + (size_t)r * n;
+            const float xnorm = faiss::fvec_norm_L2sqr(x + (size_t)r * ldx, (size_t)d);
             for (int j = 0; j < n; j++) {
-                const float v = xnorm[r] + cn[j] - 2 * row[j];
+                const float v = xnorm + cn[j] - 2 * row[j];
                 row[j] = v < 0 ? 0 : v;
             }
         }
@@ -109,10 +108,10 @@ struct Centroids {
     void nearest(int64_t count, const float *x, float *dist, faiss::Index::idx_t *labels, int nthreads, size_t ldx = 0) const {
         if (ldx == 0) ldx = (size_t)d;
         const int64_t bl = std::min(block(), count);
-        std::vector<float> dis((size_t)bl * n), xnorm((size_t)bl);
+        std::vector<float> dis((size_t)bl * n);
         for (int64_t b = 0; b < count; b += bl) {
             const int m = (int)std::min(bl, count - b);
-            distances(m, x + (size_t)b * ldx, dis.data(), xnorm.data(), nthreads, ldx);
+            distances(m, x + (size_t)b * ldx, dis.data(), nthreads, ldx);
 #pragma omp parallel for num_threads(nthreads) schedule(static)
             for (int r = 0; r < m; r++) {
                 const float *row = dis.data() + (size_t)r * n;
@@ -882,12 +881,12 @@ static void search_probed(const KnnIndex *index, int64_t n, const float *q, int 
     const Centroids &coarse = coarse_ready(index);
     const int64_t block = coarse.block();
     const int64_t nb = std::min(block, n);
-    std::vector<float> dis((size_t)nb * nlist), xnorm((size_t)nb), cdis((size_t)nb * nprobe);
+    std::vector<float> dis((size_t)nb * nlist), cdis((size_t)nb * nprobe);
     std::vector<idx_t> lists((size_t)nb * nprobe);
     std::vector<int> order((size_t)nlist);
     for (int64_t b = 0; b < n; b += block) {
         const int m = (int)std::min(block, n - b);
-        coarse.distances(m, q + (size_t)b * d, dis.data(), xnorm.data(), 1);
+        coarse.distances(m, q + (size_t)b * d, dis.data(), 1);
         for (int r = 0; r < m; r++) {
             const float *row = dis.data() + (size_t)r * nlist;
             for (int j = 0; j < nlist; j++) order[(size_t)j] = j;
